@@ -70,7 +70,10 @@ def load_backbone_weights(trunk: nn.Module, path: str | os.PathLike) -> None:
     unexpected = sorted(k for k in state if k not in own)
     misshaped = sorted(k for k in state if k in own and state[k].shape != own[k].shape)
     if missing or unexpected or misshaped:
+        names = {index: name for name, index in _TRUNK_INDEX.items()}
+
         def show(keys: list[str]) -> str:
+            keys = [names.get(k.partition(".")[0], k.partition(".")[0]) + "." + k.partition(".")[2] for k in keys]
             return ", ".join(keys[:8]) + (f" (+{len(keys) - 8} more)" if len(keys) > 8 else "")
 
         raise BackboneWeightsError(
