@@ -1,0 +1,104 @@
+"""Engine overhead: training images/s of the full engine against the bare model step, same data and size.
+
+The bare step is the least a training loop can do: inputs already resized and normalised on the
+device, then forward, criterion, backward, optimiser step. The engine adds indexing, on-device
+augmentation, logging and progress. Both run the same model, criterion, batch and number of steps.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fer_lib.data import FaceData
+from fer_lib.engine import distributed as D
+from fer_lib.engine.config import RunConfig
+from fer_lib.engine.inputs import make_augment, synthetic_faces
+from fer_lib.engine.runs import environment, read_json
+from fer_lib.engine.train import build_all, make_optimizer, train_indices, train_run
+
+
+def bench_data(steps: int, batch_size: int, num_classes: int = 7, size: int = 48) -> FaceData:
+    """Procedural 48 x 48 grey faces (FER2013's format): ``steps`` batches of training faces, a few to evaluate."""
+    per_class = -(-steps * batch_size // num_classes)
+    return synthetic_faces(num_classes=num_classes, per_class=(per_class, 2, 2), size=size)
+
+
+def _bare_epoch(model: torch.nn.Module, criterion: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device) -> float:
+    """Images/s of one pass of forward + loss + backward + step over pre-transformed inputs."""
+    cuda = device.type == "cuda"
+    model.train()
+    if cuda:
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            loss = criterion(model(xb), yb).total
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    if cuda:
+        torch.cuda.synchronize()
+    return len(x) / (time.perf_counter() - t0)
+
+
+def bench_engine(model: str = "daf_mhsca", image_size: int = 64, batch_size: int = 64, steps: int = 12,
+                 device: str | None = None) -> dict[str, Any]:
+    """One measurement: bare step (before and after) and the engine's second epoch, in images/s."""
+    ctx = D.setup(device)
+    data = bench_data(steps, batch_size)
+    cfg = RunConfig(dataset="synthetic", model=model, profile="paper", image_size=image_size,
+                    overrides={"epochs": 2, "batch_size": batch_size, "train_subset": steps * batch_size})
+    plan = cfg.plan
+    train_idx = train_indices(data, plan)
+    counts = torch.bincount(data.labels[train_idx], minlength=data.num_classes)
+
+    # Bare step: same model, criterion and optimiser; inputs transformed once, outside the timing.
+    net, criterion = build_all(cfg, plan, data, counts)
+    net.to(ctx.device)
+    criterion.to(ctx.device)
+    cuda = ctx.device.type == "cuda"
+    transform = make_augment(net.input_spec, False, {})[0].to(ctx.device)
+    with torch.no_grad():
+        x = transform(data.images[train_idx].to(ctx.device))
+    if cuda:
+        net.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = data.labels[train_idx].to(ctx.device)
+    optimizer = make_optimizer(plan, [*net.parameters(), *criterion.parameters()])
+    _bare_epoch(net, criterion, optimizer, x[: 2 * batch_size], y[: 2 * batch_size], batch_size, ctx.device)  # warm-up
+    bare_before = _bare_epoch(net, criterion, optimizer, x, y, batch_size, ctx.device)
+
+    # Engine: two epochs of the real training loop; the second is measured (the first warms up).
+    with tempfile.TemporaryDirectory() as tmp:
+        train_run(cfg, Path(tmp) / cfg.id, ctx, progress=False, log=lambda msg: None, data=data)
+        last_line = (Path(tmp) / cfg.id / "history.jsonl").read_text().splitlines()[-1]
+        engine = json.loads(last_line)["images_per_s"]
+        engine_meta = read_json(Path(tmp) / cfg.id / "env.json")
+    bare_after = _bare_epoch(net, criterion, optimizer, x, y, batch_size, ctx.device)
+    bare = (bare_before + bare_after) / 2
+    env = environment(ctx, plan)
+    return {
+        "model": model,
+        "image_size": image_size,
+        "batch_size": batch_size,
+        "steps": steps,
+        "images_per_epoch": len(train_idx),
+        "engine_images_per_s": engine,
+        "bare_images_per_s": bare,
+        "bare_before": bare_before,
+        "bare_after": bare_after,
+        "ratio": engine / bare,
+        "augment": engine_meta.get("augment"),
+        "device": env["device"],
+        "cpu": env["cpu"],
+        "torch": env["torch"],
+        "torch_threads": env["torch_threads"],
+        "date_utc": time.strftime("%Y-%m-%d", time.gmtime()),
+    }
