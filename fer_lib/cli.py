@@ -214,13 +214,14 @@ def _bench(parser: argparse.ArgumentParser) -> Handler:
     parser.add_argument("--model", default="daf_mhsca")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=12, help="training steps per measured epoch")
+    parser.add_argument("--steps", type=int, default=8, help="training steps per epoch")
+    parser.add_argument("--epochs", type=int, default=4, help="engine epochs, alternating with as many bare-step epochs")
     parser.add_argument("--device", default=None)
 
     def run(args: argparse.Namespace) -> int:
         from fer_lib.engine.bench import bench_engine
 
-        result = bench_engine(args.model, args.image_size, args.batch_size, args.steps, args.device)
+        result = bench_engine(args.model, args.image_size, args.batch_size, args.steps, args.epochs, args.device)
         print(json.dumps(result, indent=1))
         return 0
 

@@ -7,13 +7,17 @@ flip + normalise) only stand in while that package lacks them, and say so in the
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fer_lib.data import DATASETS, FaceData
+from fer_lib import PROJECT_ROOT
+from fer_lib.data import DATASETS, SPLITS, FaceData, data_root
 from fer_lib.models import InputSpec
 
 
@@ -26,20 +30,25 @@ def _pipeline_augment() -> type | None:
 
 
 def _data_loader() -> Any:
+    """``fer_lib.data.load_dataset`` once its loader modules import, else None (the fallbacks below)."""
     try:
-        from fer_lib.data import load_dataset
+        from fer_lib.data import available_datasets, load_dataset
+
+        available_datasets()
     except ImportError:
         return None
     return load_dataset
 
 
 def known_datasets() -> list[str]:
-    """Dataset names ``load_dataset`` accepts (the registry, once the loaders are imported)."""
+    """Dataset names ``load_dataset`` accepts."""
     if _data_loader() is None:  # the loaders' contract names, until fer_lib.data registers them
         from fer_lib.engine.recipes import NUM_CLASSES
 
         return sorted(set(DATASETS) | set(NUM_CLASSES))
-    return sorted(DATASETS)
+    from fer_lib.data import available_datasets
+
+    return available_datasets()
 
 
 def load_data(name: str, **options: Any) -> tuple[FaceData, str]:
@@ -49,6 +58,8 @@ def load_data(name: str, **options: Any) -> tuple[FaceData, str]:
         return loader(name, **options), "fer_lib.data.load_dataset"
     if name == "synthetic":
         return synthetic_faces(**options), "fer_lib.engine.inputs.synthetic_faces (fallback)"
+    if name in ("fer2013", "ferplus"):
+        return fer_csv(name, **options), "fer_lib.engine.inputs.fer_csv (fallback)"
     raise RuntimeError(f"fer_lib.data.load_dataset is not available yet, so {name!r} cannot be loaded")
 
 
@@ -108,3 +119,56 @@ def synthetic_faces(num_classes: int = 7, per_class: tuple[int, int, int] = (40,
         synthetic=True,
         source="procedural faces drawn by fer_lib.engine.inputs (fallback)",
     )
+
+
+FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+FERPLUS_CLASSES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
+USAGE = {"Training": 0, "PublicTest": 1, "PrivateTest": 2}
+
+
+def _fer2013_arrays(root: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """fer2013.csv(.gz) as (N x 1 x 48 x 48 uint8, labels, split), decoded once into an ignored cache."""
+    cache = PROJECT_ROOT / ".cache" / "engine" / "fer2013.pt"
+    if cache.exists():
+        return torch.load(cache)
+    import pandas as pd
+
+    path = root / "fer2013" / "fer2013.csv.gz"
+    if not path.exists():
+        path = root / "fer2013" / "fer2013.csv"
+    table = pd.read_csv(path)
+    pixels = np.array(" ".join(table["pixels"]).split(), dtype=np.uint8).reshape(len(table), 1, 48, 48)
+    arrays = (torch.from_numpy(pixels), torch.tensor(table["emotion"].to_numpy(), dtype=torch.int64),
+              torch.tensor(table["Usage"].map(USAGE).to_numpy(), dtype=torch.int8))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(arrays, cache)
+    return arrays
+
+
+def ferplus_majority(votes: np.ndarray) -> np.ndarray:
+    """Microsoft's FERPlus majority rule: drop single votes, keep the top class if it holds more than half of
+    the rest, else unknown; returns the class index or -1 (unknown, not-a-face or no majority)."""
+    v = np.where(votes <= 1, 0, votes).astype(float)
+    total, top = v.sum(1), v.max(1)
+    label = v.argmax(1)
+    keep = (total > 0) & (top > 0.5 * total) & (label < 8)
+    return np.where(keep, label, -1)
+
+
+def fer_csv(name: str, root: str | None = None) -> FaceData:
+    """Fallback FER2013 / FERPlus loader (official csv files; train / val / test = Training / PublicTest / PrivateTest)."""
+    base = data_root(root)
+    images, labels, split = _fer2013_arrays(base)
+    if name == "fer2013":
+        return FaceData("fer2013", FER2013_CLASSES, images, labels, split, source=str(base / "fer2013"))
+    import pandas as pd
+
+    table = pd.read_csv(base / "ferplus" / "fer2013new.csv")
+    votes = table[list(FERPLUS_CLASSES) + ["unknown", "NF"]].to_numpy()
+    major = ferplus_majority(votes)
+    keep = torch.from_numpy(np.nonzero(major >= 0)[0])
+    plus_split = torch.tensor(table["Usage"].map(USAGE).to_numpy(), dtype=torch.int8)
+    soft = torch.tensor(votes[:, :8], dtype=torch.float32)
+    soft = soft / soft.sum(1, keepdim=True).clamp_min(1)
+    return FaceData("ferplus", FERPLUS_CLASSES, images[keep], torch.from_numpy(major)[keep].long(), plus_split[keep],
+                    soft_labels=soft[keep], source=str(base / "ferplus"))

@@ -146,11 +146,13 @@ def train_run(
     log: Callable[[str], None] | None = None,
     stop_after_epochs: int | None = None,
     data: FaceData | None = None,
+    epoch_hook: Callable[[int], None] | None = None,
 ) -> None:
     """Train ``cfg`` into ``run_dir`` (resuming from its checkpoint if any); rank 0 writes the record.
 
     ``stop_after_epochs`` ends the process's work after that many epochs in total (the run stays
-    unfinished and resumable); ``data`` replaces the loaded dataset: both for tests and benchmarks.
+    unfinished and resumable); ``data`` replaces the loaded dataset; ``epoch_hook(epoch)`` runs after
+    each epoch (the benchmark interleaves its bare-step epochs there).
     """
     parts = prepare(cfg, ctx, data)
     plan: Plan = parts["plan"]
@@ -304,6 +306,8 @@ def train_run(
             )
             atomic_write_text(run_dir / "history.jsonl", "".join(json_safe_line(r) for r in history))
         D.barrier(ctx)
+        if epoch_hook is not None:
+            epoch_hook(epoch + 1)
 
     if ctx.is_main and len(history) >= plan.epochs:
         metrics = select_epochs(history)
