@@ -183,7 +183,7 @@ def test_load_model_and_predict(smoke_root) -> None:
     _, run = smoke_root
     model, spec = load_model(run)
     assert not model.training and spec.size == 48
-    data, _ = load_data("synthetic", num_classes=7)
+    data, _ = load_data(run.plan["dataset"], **run.plan["data_options"])
     pred = predict(model, data, "test")
     assert pred["logits"].shape == (len(data.indices("test")), 7)
     assert pred["features"].shape[0] == pred["labels"].shape[0] and pred["head_maps"] is None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -93,7 +93,7 @@ class BasicAugment(nn.Module):
         return (x - mean) / std
 
 
-def synthetic_faces(num_classes: int = 7, per_class: tuple[int, int, int] = (40, 10, 10), size: int = 48, seed: int = 0) -> FaceData:
+def synthetic_faces(num_classes: int = 7, per_class: Sequence[int] = (40, 10, 10), size: int = 48, seed: int = 0, **_: Any) -> FaceData:
     """Fallback synthetic data: a grey oval 'face' whose mouth curvature and brow tilt follow the class, plus noise."""
     g = torch.Generator().manual_seed(seed)
     yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")

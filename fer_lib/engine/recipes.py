@@ -138,7 +138,7 @@ def resolve_plan(
     options = dict(data_options or {})
     if prof["synthetic"]:
         loaded = "synthetic"
-        options = {"num_classes": num_classes, **options}
+        options = {"num_classes": num_classes, "per_class": [40, 10, 10], "size": 48, **options}
         notes.append(f"profile {profile}: built-in synthetic faces with {num_classes} classes, not {dataset}")
 
     values: dict[str, Any] = {
