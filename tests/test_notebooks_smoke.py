@@ -1,0 +1,85 @@
+"""The report end to end: ``run_all.sh --profile smoke`` from an empty results folder, and a failing notebook."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from fer_lib import PROJECT_ROOT, paper, report
+
+EXTERNAL = re.compile(r"<script[^>]*\bsrc\s*=\s*[\"']?(https?:)?//|<link[^>]*\bhref\s*=\s*[\"']?(https?:)?//|@import\s+url\(\s*[\"']?https?:", re.I)
+
+
+@pytest.mark.slow
+def test_smoke_report_end_to_end(tmp_path: Path) -> None:
+    """Trains the smoke runs, executes every notebook, renders every page: under 10 minutes on 2 cores."""
+    out = tmp_path / "report"
+    env = {**os.environ, "FER_RESULTS": str(tmp_path / "results"), "PYTHONUNBUFFERED": "1"}
+    t0 = time.time()
+    proc = subprocess.run([str(PROJECT_ROOT / "run_all.sh"), "--profile", "smoke", "--out", str(out)],
+                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    seconds = time.time() - t0
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert seconds < 600
+    assert "[report] notebook 8/8 08_fig9_efficiency: done" in proc.stdout  # progress is printed
+
+    for stem, _ in report.NOTEBOOKS:
+        html = (out / f"{stem}.html").read_text(encoding="utf-8")
+        assert html.count('src="data:image/png;base64,') >= 1, f"{stem}: no embedded figure"
+        assert not EXTERNAL.search(html), f"{stem}: external resource {EXTERNAL.search(html).group(0)}"
+        assert "SMOKE PROFILE" in html and "Traceback" not in html, stem
+        assert (out / f"{stem}.ipynb").exists()
+    notes = (out / "reproduction_notes.html").read_text(encoding="utf-8")
+    assert "What this build's runs say" in notes and not EXTERNAL.search(notes)
+
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert not EXTERNAL.search(index)
+    body = index.split('<table class="summary">')[1].split("</table>")[0]
+    rows = re.findall(r"<tr>(.*?)</tr>", body, re.S)[1:]
+    datasets = [re.search(r"<td>(.*?)</td>", r).group(1) for r in rows]
+    assert datasets == [*paper.DATASETS.values(), "built-in synthetic faces"]
+    for stem, _ in report.NOTEBOOKS:
+        assert f'href="{stem}.html"' in index
+    assert index.count('class="ok"') == len(report.NOTEBOOKS)
+    assert (out / "summary.md").read_text().count("\n") == 2 + 6
+    print(f"smoke report end to end: {seconds:.0f} s")
+
+
+def _notebook(path: Path, code: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('profile = "smoke"\ndatasets = None\nseeds = None\ndevice = ""\noutput_dir = ""')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# t"), params, nbformat.v4.new_code_cell(code)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(path))
+
+
+def test_failing_notebook_stops_the_build_and_keeps_earlier_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "notebooks"
+    src.mkdir()
+    _notebook(src / "a_ok.ipynb", "print('fine', profile)")
+    _notebook(src / "b_bad.ipynb", "raise ValueError('broken on purpose')")
+    _notebook(src / "c_never.ipynb", "print('never')")
+    monkeypatch.setattr(report, "NOTEBOOK_DIR", src)
+    monkeypatch.setattr(report, "NOTEBOOKS", (("a_ok", "A"), ("b_bad", "B"), ("c_never", "C")))
+    out = tmp_path / "out"
+    lines: list[str] = []
+    with pytest.raises(report.NotebookFailed) as err:
+        report.build("smoke", out_dir=out, pretrain=False, say=lines.append)
+    assert err.value.stem == "b_bad" and "ValueError: broken on purpose" in err.value.error
+    assert (out / "a_ok.html").exists() and not (out / "c_never.html").exists()
+    assert "broken on purpose" in (out / "b_bad.html").read_text()  # the page shows the error
+    index = (out / "index.html").read_text()
+    assert "failed: ValueError: broken on purpose" in index and "not reached" in index
+    assert any(line.startswith("[report] FAILED b_bad: ValueError: broken on purpose") for line in lines)
+    # The command line reports it and exits non-zero; the existing report is not overwritten.
+    proc = subprocess.run([sys.executable, "-m", "fer_lib.report", "--profile", "smoke", "--out", str(out)],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--force" in proc.stderr
