@@ -1,0 +1,481 @@
+"""Efficiency of every model, measured the same way in one run (Figure 9, Sec. 3.8).
+
+For each model at its paper input size: parameters, MACs (``torch.utils.flop_counter``, MACs =
+FLOPs / 2; convolutions, matrix products and attention are counted, element-wise ops are not),
+parameter memory, training memory, ms per training step (forward + loss + backward + Adam) and
+inference images/s at batch 1 and 64.
+
+Training memory is what the device lets us measure honestly:
+- CUDA: ``torch.cuda.max_memory_allocated`` over one training step ("cuda_peak");
+- CPU: there is no allocator peak to read, so we report an estimate named ``cpu_estimate`` =
+  parameters + gradients + Adam's two moment buffers + the tensors autograd saves for backward
+  (summed over distinct storages with ``torch.autograd.graph.saved_tensors_hooks``). It leaves out
+  short-lived temporaries, so it is a lower bound of the true peak.
+
+Models are built through :func:`fer_lib.models.build_model` and trained with their own criterion
+(:func:`fer_lib.losses.build_criterion`), so any registered model can be measured.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from fer_lib.models import build_model
+
+MIB = 2**20
+
+# Sec. 3.8 states these two numbers for DAF-MHSCA and nothing about batch size, precision or device.
+PAPER_CLAIM = {"memory_mb": 16.5, "ms_per_iter": 43.0, "batch_size": 256}  # batch 256: Table 2's training batch
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One model to measure: a label, the registered name, its options and its paper input size."""
+
+    label: str
+    model: str
+    image_size: int
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+ABLATIONS: dict[str, dict[str, bool]] = {
+    "w/o AFC": {"use_afc": False},
+    "w/o DAF": {"use_daf": False},
+    "w/o CA": {"use_ca": False},
+    "w/o MHSCA": {"use_mhsca": False},
+}
+
+
+def paper_entries() -> list[Entry]:
+    """DAF-MHSCA, its Table 4 ablations, DAN, DDAMFN, ResNet18 and the mini-Xception peer, each at its paper size."""
+    return [
+        Entry("DAF-MHSCA", "daf_mhsca", 224),
+        *(Entry(label, "daf_mhsca", 224, opts) for label, opts in ABLATIONS.items()),
+        Entry("DAN", "dan", 224),
+        Entry("DDAMFN", "ddamfn", 112),
+        Entry("ResNet18", "resnet18", 224),
+        Entry("mini-Xception (fer)", "mini_xception", 64),
+    ]
+
+
+def as_entry(item: Entry | tuple[str, dict[str, Any]]) -> Entry:
+    """Accept an :class:`Entry` or a ``(name, options)`` pair (``options["image_size"]`` or the model's default)."""
+    if isinstance(item, Entry):
+        return item
+    name, options = item
+    options = dict(options)
+    size = options.pop("image_size", None)
+    if size is None:
+        size = build_model(name, 7, **options).input_spec.size
+    label = name + "".join(f" {k}={v}" for k, v in sorted(options.items()))
+    return Entry(label, name, int(size), options)
+
+
+def machine(device: torch.device | str = "cpu") -> dict[str, Any]:
+    """The hardware and software the numbers come from (no host name)."""
+    device = torch.device(device)
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "load_avg_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,  # other programs' share
+        "date_utc": time.strftime("%Y-%m-%d", time.gmtime()),
+    }
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters (BatchNorm running statistics are buffers, not counted)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def parameter_memory_mb(model: nn.Module) -> float:
+    """Bytes of the parameters as stored (fp32: 4 per parameter), in MiB."""
+    return sum(p.numel() * p.element_size() for p in model.parameters()) / MIB
+
+
+def count_macs(model: nn.Module, image_size: int, channels: int = 3, device: torch.device | str = "cpu") -> int:
+    """Multiply-accumulates of one forward pass of one image (FLOPs counted by FlopCounterMode / 2)."""
+    was_training = model.training
+    model.eval()
+    x = torch.zeros(1, channels, image_size, image_size, device=device)
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(x)
+    model.train(was_training)
+    return counter.get_total_flops() // 2
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _setup(entry: Entry, device: torch.device, num_classes: int = 7) -> tuple[nn.Module, nn.Module, int]:
+    """The model and its own criterion (uniform class counts) on ``device``; returns the channel count too."""
+    from fer_lib.losses import build_criterion
+
+    model = build_model(entry.model, num_classes, image_size=entry.image_size, **entry.options).to(device)
+    channels = model.input_spec.channels
+    model.eval()
+    with torch.no_grad():
+        feat_dim = model(torch.zeros(2, channels, entry.image_size, entry.image_size, device=device)).features.shape[1]
+    criterion = build_criterion(model.criterion, torch.ones(num_classes), num_classes, feat_dim).to(device)
+    model.train()
+    criterion.train()
+    return model, criterion, channels
+
+
+def _batch(batch_size: int, channels: int, size: int, device: torch.device, num_classes: int = 7) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch_size, channels, size, size, generator=g).to(device)
+    y = (torch.arange(batch_size) % num_classes).to(device)
+    return x, y
+
+
+class TrainStep:
+    """One full training step, callable: forward, the model's own loss, backward, Adam step."""
+
+    def __init__(self, model: nn.Module, criterion: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: float = 1e-4):
+        self.model, self.criterion, self.x, self.y = model, criterion, x, y
+        self.params = [*model.parameters(), *criterion.parameters()]
+        self.optimizer = torch.optim.Adam(self.params, lr=lr)
+
+    def __call__(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.criterion(self.model(self.x), self.y).total.backward()
+        self.optimizer.step()
+
+    def resident_bytes(self) -> int:
+        """Bytes held between steps: parameters, their gradients and the optimiser's state."""
+        tensors = [*self.params, *(p.grad for p in self.params if p.grad is not None)]
+        tensors += [v for state in self.optimizer.state.values() for v in state.values() if torch.is_tensor(v)]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def time_call(fn: Callable[[], Any], steps: int, warmup: int, device: torch.device) -> list[float]:
+    """Wall-clock seconds of each of ``steps`` calls of ``fn`` after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(steps):
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def training_memory_mb(
+    model: nn.Module, criterion: nn.Module, x: torch.Tensor, y: torch.Tensor, step: TrainStep | None = None
+) -> dict[str, Any]:
+    """Training memory of one step at this batch: CUDA allocator peak, or the CPU estimate described above."""
+    device = x.device
+    step = step or TrainStep(model, criterion, x, y)
+    if device.type == "cuda":
+        step()  # Adam's state now exists, as in every step after the first
+        torch.cuda.synchronize(device)
+        baseline = torch.cuda.memory_allocated(device)  # includes other models resident on the device
+        torch.cuda.reset_peak_memory_stats(device)
+        step()
+        torch.cuda.synchronize(device)
+        # this model's peak: the rise over the baseline plus what it held before the step
+        own = torch.cuda.max_memory_allocated(device) - baseline + step.resident_bytes()
+        return {"kind": "cuda_peak", "total_mb": own / MIB}
+    param_bytes = sum(p.numel() * p.element_size() for p in step.params)
+    param_storages = {p.untyped_storage().data_ptr() for p in step.params}
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in param_storages:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = criterion(model(x), y).total
+    loss.backward()
+    step.optimizer.zero_grad(set_to_none=True)
+    activations = sum(saved.values())
+    # parameters + gradients + Adam exp_avg and exp_avg_sq = 4 copies of the parameters
+    return {
+        "kind": "cpu_estimate",
+        "total_mb": (4 * param_bytes + activations) / MIB,
+        "activations_mb": activations / MIB,
+        "params_grads_adam_mb": 4 * param_bytes / MIB,
+    }
+
+
+def _forward_call(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    def run() -> None:
+        model.eval()
+        with torch.inference_mode():
+            model(x)
+        model.train()
+
+    return run
+
+
+def measure(
+    entries: Iterable[Entry | tuple[str, dict[str, Any]]], batch_size: int = 8, steps: int = 3, warmup: int = 1,
+    device: torch.device | str = "cpu", infer_batches: Sequence[int] = (1, 64), log: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Every measure of each model (see the module docstring), all models held at once.
+
+    Timed calls go round-robin over the models (one training step of each, then the next round;
+    the same for inference), so that load from other programs on the machine falls on every model
+    alike. Times are medians over ``steps`` rounds after ``warmup`` untimed rounds.
+    """
+    device = torch.device(device)
+    say = log or (lambda msg: None)
+    benches, rows = [], []
+    for item in entries:
+        entry = as_entry(item)
+        torch.manual_seed(0)
+        model, criterion, channels = _setup(entry, device)
+        x, y = _batch(batch_size, channels, entry.image_size, device)
+        step = TrainStep(model, criterion, x, y)
+        row: dict[str, Any] = {
+            "label": entry.label,
+            "model": entry.model,
+            "options": dict(entry.options),
+            "image_size": entry.image_size,
+            "channels": channels,
+            "params": count_parameters(model),
+            "macs": count_macs(model, entry.image_size, channels, device),
+            "param_mb": parameter_memory_mb(model),
+            "train_batch": batch_size,
+        }
+        memory = training_memory_mb(model, criterion, x, y, step)
+        row["train_memory_kind"] = memory.pop("kind")
+        row.update({f"train_{k}": v for k, v in memory.items()})
+        infer = {b: _forward_call(model, _batch(b, channels, entry.image_size, device)[0]) for b in infer_batches}
+        benches.append((step, infer))
+        rows.append(row)
+        say(f"{entry.label}: built, {row['params'] / 1e6:.2f} M parameters, {row['macs'] / 1e9:.3f} GMACs")
+
+    def rounds(calls: list[Callable[[], None]]) -> list[list[float]]:
+        times: list[list[float]] = [[] for _ in calls]
+        for r in range(warmup + steps):
+            for i, call in enumerate(calls):
+                t = time_call(call, 1, 0, device)[0]
+                if r >= warmup:
+                    times[i].append(t)
+        return times
+
+    t0 = time.perf_counter()
+    for row, times in zip(rows, rounds([step for step, _ in benches])):
+        row["ms_per_iter"] = 1000 * statistics.median(times)
+        row["ms_per_image"] = row["ms_per_iter"] / batch_size
+        row["train_step_ms"] = [1000 * t for t in times]
+    say(f"training steps timed ({time.perf_counter() - t0:.0f} s)")
+    for b in infer_batches:
+        t0 = time.perf_counter()
+        for row, times in zip(rows, rounds([infer[b] for _, infer in benches])):
+            row[f"infer_images_per_s_b{b}"] = b / statistics.median(times)
+        say(f"inference at batch {b} timed ({time.perf_counter() - t0:.0f} s)")
+    return rows
+
+
+def step_time_ratio(
+    image_size: int = 224, batch_size: int = 8, steps: int = 5, warmup: int = 2, device: torch.device | str = "cpu",
+    model: str = "daf_mhsca", options: dict[str, Any] | None = None, reference: str = "resnet18",
+) -> dict[str, Any]:
+    """Training-step time of ``model`` over that of bare ``reference`` (ResNet18), measured in the same run.
+
+    Steps of the two alternate so that load from other programs hits both alike; each side's median
+    is used. Returned beside the ratio of their MACs, the cost one would expect from arithmetic alone.
+    """
+    device = torch.device(device)
+    torch.manual_seed(0)
+    sides = {}
+    for name, opts in ((model, options or {}), (reference, {})):
+        net, criterion, channels = _setup(Entry(name, name, image_size, opts), device)
+        x, y = _batch(batch_size, channels, image_size, device)
+        sides[name] = (net, TrainStep(net, criterion, x, y), channels)
+    for _, step, _ in sides.values():
+        for _ in range(warmup):
+            step()
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    for _ in range(steps):
+        for name, (_, step, _) in sides.items():
+            times[name] += time_call(step, 1, 0, device)
+    ms = {name: 1000 * statistics.median(t) for name, t in times.items()}
+    macs = {name: count_macs(net, image_size, channels, device) for name, (net, _, channels) in sides.items()}
+    return {
+        "model": model,
+        "options": options or {},
+        "reference": reference,
+        "image_size": image_size,
+        "batch_size": batch_size,
+        "steps": steps,
+        "model_ms": ms[model],
+        "reference_ms": ms[reference],
+        "ratio": ms[model] / ms[reference],
+        "mac_ratio": macs[model] / macs[reference],
+        "model_step_ms": [1000 * t for t in times[model]],
+        "reference_step_ms": [1000 * t for t in times[reference]],
+        **machine(device),
+    }
+
+
+def complexity_table(image_size: int = 224, num_classes: int = 7) -> list[dict[str, Any]]:
+    """Parameters and MACs of DAF-MHSCA, each Table 4 ablation and ResNet18 at ``image_size`` (no timing)."""
+    entries = [
+        Entry("DAF-MHSCA", "daf_mhsca", image_size),
+        *(Entry(label, "daf_mhsca", image_size, opts) for label, opts in ABLATIONS.items()),
+        Entry("ResNet18", "resnet18", image_size),
+    ]
+    rows = []
+    for e in entries:
+        model = build_model(e.model, num_classes, image_size=image_size, **e.options)
+        rows.append({"label": e.label, "model": e.model, "options": e.options, "image_size": image_size,
+                     "params": count_parameters(model), "macs": count_macs(model, image_size)})
+    base = rows[-1]
+    for r in rows:
+        r["params_vs_resnet18"] = r["params"] / base["params"]
+        r["macs_vs_resnet18"] = r["macs"] / base["macs"]
+    return rows
+
+
+def paper_claim_notes(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Plain statements of what Sec. 3.8's 16.5 MB and 43 ms/iter can and cannot mean, from measured rows."""
+    by_label = {r["label"]: r for r in rows}
+    notes = []
+    ours, base = by_label.get("DAF-MHSCA"), by_label.get("ResNet18")
+    if base:
+        notes.append(
+            f"ResNet18's {base['params'] / 1e6:.2f} M parameters alone take {base['param_mb']:.1f} MiB in fp32 "
+            f"({base['params'] * 2 / MIB:.1f} MiB in fp16, {base['params'] / MIB:.1f} MiB at one byte per weight)."
+        )
+    if ours:
+        p = ours["params"]
+        notes.append(
+            f"DAF-MHSCA as built here has {p / 1e6:.2f} M parameters: {ours['param_mb']:.1f} MiB in fp32, "
+            f"{4 * p * 4 / MIB:.0f} MiB with gradients and Adam's two moments. 16.5 MB is therefore not its fp32 "
+            f"weights nor its training memory; it would fit only weights stored in about "
+            f"{PAPER_CLAIM['memory_mb'] * MIB * 8 / p:.1f} bits each, or a quantity the paper does not name."
+        )
+        flops = 3 * 2 * ours["macs"] * PAPER_CLAIM["batch_size"]  # backward ~ 2 x forward
+        notes.append(
+            f"One training step at 224 px and Table 2's batch of {PAPER_CLAIM['batch_size']} is about "
+            f"{flops / 1e12:.1f} TFLOP (3 x forward MACs x 2); doing it in 43 ms needs a sustained "
+            f"{flops / 0.043 / 1e12:.0f} TFLOP/s, reachable only with reduced precision (TF32, FP16 or BF16) on a recent data-centre GPU. "
+            "The paper names neither the GPU, the precision nor the batch behind 43 ms/iter, so the number "
+            "cannot be compared with a CPU measurement, only with one on stated hardware."
+        )
+    return notes
+
+
+def _fmt_int(n: float) -> str:
+    return f"{n / 1e6:.2f} M" if n >= 1e5 else f"{n / 1e3:.1f} k"
+
+
+def results_markdown(
+    rows: Sequence[dict[str, Any]], env: dict[str, Any], ratio: dict[str, Any] | None = None, warmup: int = 1
+) -> str:
+    """The generated efficiency table with the machine, the method and the paper's claims beside it."""
+    rounds = len(rows[0].get("train_step_ms", [])) if rows else 0
+    kind = rows[0]["train_memory_kind"] if rows else "cpu_estimate"
+    mem_col = "train mem. peak (MiB)" if kind == "cuda_peak" else "train mem. est. (MiB)"
+    lines = [
+        "# Efficiency of the models (Figure 9)",
+        "",
+        "Generated by `python scripts/efficiency_table.py`; do not edit by hand.",
+        "",
+        f"Machine: {env['device']} | CPU {env['cpu']}, {env['cpu_count']} logical cores, "
+        f"{env['torch_threads']} torch threads | torch {env['torch']} | python {env['python']} | {env['date_utc']} | "
+        f"load average at the end: {env.get('load_avg_1min')}.",
+        "",
+        "| model | input | params | MACs | param. mem. (MiB) | " + mem_col
+        + " | ms/iter (batch) | ms/image | infer. img/s b1 | infer. img/s b64 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['label']} | {r['image_size']} px x {r['channels']} | {_fmt_int(r['params'])} | "
+            f"{r['macs'] / 1e9:.3f} G | {r['param_mb']:.1f} | {r['train_total_mb']:.0f} | "
+            f"{r['ms_per_iter']:.0f} ({r['train_batch']}) | {r['ms_per_image']:.1f} | "
+            f"{r['infer_images_per_s_b1']:.1f} | {r['infer_images_per_s_b64']:.1f} |"
+        )
+    lines += [
+        f"| *paper, DAF-MHSCA (Sec. 3.8)* | 224 px | - | - | - | {PAPER_CLAIM['memory_mb']} \"MB\" | "
+        f"{PAPER_CLAIM['ms_per_iter']:.0f} (batch, device not stated) | - | - | - |",
+        "",
+        "How each column is measured:",
+        "- params: trainable parameters; MACs: one 1-image forward pass counted by `torch.utils.flop_counter` "
+        "(FLOPs / 2; convolutions, matrix products and attention; element-wise ops are not counted).",
+        "- param. mem.: parameter bytes in fp32.",
+    ]
+    if kind == "cuda_peak":
+        lines.append("- train mem. peak: `torch.cuda.max_memory_allocated` over one training step at the stated batch.")
+    else:
+        lines.append(
+            "- train mem. est.: there is no allocator peak on the CPU; this is an estimate at the stated batch = "
+            "parameters + gradients + Adam's two moments + the tensors autograd saves for backward (distinct "
+            "storages, via `saved_tensors_hooks`). Temporaries are left out, so it is a lower bound of the peak."
+        )
+    lines += [
+        "- ms/iter: median wall time of a full training step (forward, the model's own loss, backward, Adam) on "
+        f"random inputs at the model's paper input size, over {rounds} rounds after {warmup} untimed round(s); "
+        "ms/image = ms/iter / batch.",
+        "- infer. img/s: eval-mode forward passes (`torch.inference_mode`) at batch 1 and 64, median over the same "
+        "number of rounds.",
+        "- All models are held at once and every round times one call of each model in turn, so that load from "
+        "other programs falls on all of them alike. The machine is shared and the timings are few and short: "
+        "read them as relative, within this table, not as a benchmark.",
+    ]
+    if ratio:
+        lines += [
+            "",
+            "## Training-step time: DAF-MHSCA against bare ResNet18",
+            "",
+            f"Alternating steps in one run, {ratio['image_size']} px, batch {ratio['batch_size']}, "
+            f"{ratio['steps']} steps each: DAF-MHSCA {ratio['model_ms']:.0f} ms, ResNet18 "
+            f"{ratio['reference_ms']:.0f} ms, ratio **{ratio['ratio']:.2f}x**, against a MAC ratio of "
+            f"{ratio['mac_ratio']:.2f}x.",
+        ]
+    notes = paper_claim_notes(rows)
+    if notes:
+        lines += ["", "## What the paper's 16.5 MB and 43 ms/iter can and cannot mean", ""]
+        lines += [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+def complexity_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """The model-complexity table of DAF-MHSCA, its ablations and ResNet18."""
+    size = rows[0]["image_size"] if rows else 224
+    lines = [
+        "# Model complexity: DAF-MHSCA, its ablations and ResNet18",
+        "",
+        f"Generated by `python scripts/efficiency_table.py --complexity`; {size} x {size} px input, 7 classes, "
+        "MACs of one image counted by `torch.utils.flop_counter` (FLOPs / 2; element-wise ops not counted).",
+        "",
+        "| model | options | params | x ResNet18 | MACs | x ResNet18 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        opts = ", ".join(f"{k}={v}" for k, v in r["options"].items()) or "-"
+        lines.append(
+            f"| {r['label']} | {opts} | {r['params'] / 1e6:.2f} M | {r['params_vs_resnet18']:.2f} | "
+            f"{r['macs'] / 1e9:.3f} G | {r['macs_vs_resnet18']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
