@@ -1,0 +1,488 @@
+"""Attributions beside the model's own attention: do they look at the same pixels, and at the expression?
+
+- :func:`attention_maps`: each model's spatial maps from one forward pass (mean over heads, and
+  DAF-MHSCA's A_s as its channel mean), upsampled to the input image;
+- :func:`integrated_gradients` and :func:`grad_cam` (captum; Grad-CAM on the last trunk layer);
+- :func:`agreement`: Spearman rank correlation between an attention map and an attribution map;
+- :func:`region_mass`: the share of a map's mass inside the regions that carry the expression
+  (``FaceData.masks`` of the built-in synthetic data), to be read against :func:`area_fraction`;
+- :func:`explain_faces` / :func:`region_table`: all of the above over a set of faces;
+- :func:`walkthrough`: one face through ResNet18, AFC, DAF and MHSCA step by step, each step tied
+  to its equation of the paper (the teaching notebook).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from scipy.stats import spearmanr
+from torch import nn
+
+from fer_lib.models import InputSpec, ModelOutput
+
+# Map kinds, in the order tables show them.
+ATTENTION_KINDS = ("heads mean", "A_s")
+ATTRIBUTION_KINDS = ("integrated gradients", "grad-cam")
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def to_input(images: torch.Tensor, spec: InputSpec) -> torch.Tensor:
+    """uint8 B x C x H x W -> the normalised float batch the model sees at evaluation (the engine's transform)."""
+    from fer_lib.engine.inputs import make_augment
+
+    transform, _ = make_augment(spec, train=False, params={})
+    with torch.no_grad():
+        return transform(images)
+
+
+def display_images(images: torch.Tensor, size: int) -> np.ndarray:
+    """uint8 B x C x H x W -> float B x size x size x 3 in [0, 1], for drawing under the maps."""
+    x = images.float().div(255)
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    return x.clamp(0, 1).permute(0, 2, 3, 1).numpy()
+
+
+def resize_masks(masks: torch.Tensor, size: int) -> np.ndarray:
+    """N x H x W region masks -> N x size x size bool (nearest neighbour, so a mask stays a mask)."""
+    m = masks.float().unsqueeze(1)
+    if m.shape[-1] != size or m.shape[-2] != size:
+        m = F.interpolate(m, size=(size, size), mode="nearest")
+    return m.squeeze(1).numpy() > 0.5
+
+
+# ---------------------------------------------------------------- maps
+
+
+def upsample(maps: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """B x h x w -> B x H x W, bilinear (the usual way attention maps are laid over a face)."""
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    return F.interpolate(maps.unsqueeze(1).float(), size=size, mode="bilinear", align_corners=False).squeeze(1)
+
+
+def attention_maps(output: ModelOutput) -> dict[str, torch.Tensor]:
+    """A model's spatial attention at feature resolution, B x h x w each.
+
+    "heads mean": mean over heads of ``head_maps`` (any model that fills it: DAF-MHSCA, DAN, DDAMFN);
+    "A_s": DAF-MHSCA's DAF map (Eq. 8), averaged over its C channels. Empty for a model with neither.
+    """
+    out: dict[str, torch.Tensor] = {}
+    if output.head_maps is not None:
+        out["heads mean"] = output.head_maps.detach().float().mean(dim=1)
+    if output.extras.get("A_s") is not None:
+        out["A_s"] = output.extras["A_s"].detach().float().mean(dim=1)
+    return out
+
+
+def _logits(model: nn.Module):
+    return lambda x: model(x).logits
+
+
+def trunk_layer(model: nn.Module) -> nn.Module:
+    """The last layer of the model's backbone (ResNet18's layer4 for DAF-MHSCA, DAN and ResNet18):
+    ``model.trunk[-1]``, else ``model.backbone`` / ``model.features``'s last child."""
+    for name in ("trunk", "backbone", "features"):
+        part = getattr(model, name, None)
+        if isinstance(part, nn.Module):
+            children = list(part.children())
+            return children[-1] if isinstance(part, nn.Sequential) and children else part
+    raise ValueError(f"{type(model).__name__} has no .trunk, .backbone or .features: pass the Grad-CAM layer explicitly")
+
+
+def integrated_gradients(model: nn.Module, x: torch.Tensor, target: torch.Tensor, steps: int = 32,
+                         internal_batch_size: int | None = 64) -> torch.Tensor:
+    """|Integrated Gradients| summed over colour channels: B x H x W, same side as ``x``.
+
+    The baseline is zero in the normalised space, i.e. the training mean colour (captum's default):
+    unlike a black baseline it does not zero the attribution of the black background of the synthetic
+    faces, which would inflate the in-region share for every model alike.
+    """
+    from captum.attr import IntegratedGradients
+
+    with torch.enable_grad():
+        attr = IntegratedGradients(_logits(model)).attribute(
+            x, baselines=torch.zeros_like(x), target=target, n_steps=steps, internal_batch_size=internal_batch_size)
+    return attr.detach().abs().sum(dim=1)
+
+
+def grad_cam(model: nn.Module, x: torch.Tensor, target: torch.Tensor, layer: nn.Module | None = None) -> torch.Tensor:
+    """Grad-CAM (captum's LayerGradCam, ReLU applied) on the last trunk layer, upsampled to B x H x W."""
+    from captum.attr import LayerGradCam
+
+    layer = layer if layer is not None else trunk_layer(model)
+    with torch.enable_grad():
+        cam = LayerGradCam(_logits(model), layer).attribute(x, target=target, relu_attributions=True)
+    return upsample(cam.detach().sum(dim=1), x.shape[-2:])
+
+
+# ---------------------------------------------------------------- numbers
+
+
+def _varies(v: np.ndarray) -> np.ndarray:
+    """Per row: does the map vary by more than float noise (1e-6 of its magnitude)? A flat map points nowhere."""
+    return np.ptp(v, axis=1) > 1e-6 * np.maximum(np.abs(v).max(axis=1), 1e-12)
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per image Spearman rank correlation between two B x H x W maps over their pixels (NaN for a flat map)."""
+    a, b = np.asarray(a, np.float64).reshape(len(a), -1), np.asarray(b, np.float64).reshape(len(b), -1)
+    out = np.full(len(a), np.nan)
+    ok = _varies(a) & _varies(b)
+    for i in range(len(a)):
+        if ok[i]:
+            out[i] = spearmanr(a[i], b[i]).statistic
+    return out
+
+
+def agreement(attention: np.ndarray, attribution: np.ndarray) -> float:
+    """One number for how well two sets of maps agree: the mean per-image Spearman rank correlation.
+
+    Rank correlation, not IoU of the top-k% pixels: attention (a sigmoid in [0, 1]) and attribution
+    (gradient units) live on different scales, ranks ignore that and any monotone rescaling, and no
+    k has to be picked. 1 = same ordering of pixels, 0 = unrelated, -1 = opposite.
+    """
+    return float(np.nanmean(spearman(attention, attribution)))
+
+
+def area_fraction(masks: np.ndarray) -> np.ndarray:
+    """Share of each image's pixels inside its regions: the in-region mass a map spread at random would get."""
+    m = np.asarray(masks, dtype=bool).reshape(len(masks), -1)
+    return m.mean(axis=1)
+
+
+def region_mass(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Per image share of a map's mass inside ``masks`` (both B x H x W), after subtracting its minimum
+    (NaN for a flat map, which points nowhere).
+
+    The per-image minimum is removed first: sigmoid attention never reaches 0, and a constant floor
+    says nothing about where the model looks (for |IG| and Grad-CAM the minimum is already ~0).
+    """
+    v = np.asarray(maps, dtype=np.float64).reshape(len(maps), -1)
+    flat = ~_varies(v)
+    v = v - v.min(axis=1, keepdims=True)
+    m = np.asarray(masks, dtype=bool).reshape(len(masks), -1)
+    total = v.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(flat | (total <= 0), np.nan, (v * m).sum(axis=1) / total)
+
+
+# ---------------------------------------------------------------- over many faces
+
+
+@dataclass
+class Explanation:
+    """Maps of a batch of faces, all B x S x S at the model's input side S (numpy)."""
+
+    images: np.ndarray  # B x S x S x 3 in [0, 1]
+    target: np.ndarray  # the class each attribution explains (the prediction)
+    probs: np.ndarray  # B x K softmax
+    attention: dict[str, np.ndarray] = field(default_factory=dict)  # "heads mean", "A_s"
+    attribution: dict[str, np.ndarray] = field(default_factory=dict)  # "integrated gradients", "grad-cam"
+
+    def maps(self) -> dict[str, np.ndarray]:
+        return {**self.attention, **self.attribution}
+
+
+def explain_faces(model: nn.Module, images: torch.Tensor, spec: InputSpec, target: torch.Tensor | None = None,
+                  ig_steps: int = 32, batch_size: int = 32) -> Explanation:
+    """Attention and attribution maps of uint8 faces ``images`` (B x C x H x W) for one model in eval mode.
+
+    ``target`` None explains the predicted class.
+    """
+    model.eval()
+    parts: dict[str, list[np.ndarray]] = {}
+    probs, targets = [], []
+    for start in range(0, len(images), batch_size):
+        x = to_input(images[start:start + batch_size], spec)
+        with torch.no_grad():
+            out = model(x)
+        p = out.logits.float().softmax(dim=1)
+        t = p.argmax(dim=1) if target is None else target[start:start + batch_size]
+        probs.append(p.numpy())
+        targets.append(t.numpy())
+        for kind, m in attention_maps(out).items():
+            parts.setdefault(kind, []).append(upsample(m, spec.size).numpy())
+        parts.setdefault("integrated gradients", []).append(integrated_gradients(model, x, t, ig_steps).numpy())
+        try:
+            parts.setdefault("grad-cam", []).append(grad_cam(model, x, t).numpy())
+        except ValueError:
+            parts.pop("grad-cam", None)  # no trunk to hook: Grad-CAM is left out for this model
+    joined = {k: np.concatenate(v) for k, v in parts.items() if len(v) == len(probs)}
+    return Explanation(
+        images=display_images(images, spec.size),
+        target=np.concatenate(targets),
+        probs=np.concatenate(probs),
+        attention={k: joined[k] for k in ATTENTION_KINDS if k in joined},
+        attribution={k: joined[k] for k in ATTRIBUTION_KINDS if k in joined},
+    )
+
+
+def agreement_table(exp: Explanation) -> pd.DataFrame:
+    """Spearman agreement of every attention kind with every attribution kind (rows x columns)."""
+    table = pd.DataFrame(index=list(exp.attention), columns=list(exp.attribution), dtype=float)
+    for a, amap in exp.attention.items():
+        for b, bmap in exp.attribution.items():
+            table.loc[a, b] = agreement(amap, bmap)
+    table.index.name = "attention \\ attribution"
+    return table
+
+
+def region_table(exp: Explanation, masks: np.ndarray) -> pd.DataFrame:
+    """For each map kind: mean and std over faces of the in-region mass, the region area and their ratio (lift, 1 = chance)."""
+    area = area_fraction(masks)
+    rows = []
+    for kind, maps in exp.maps().items():
+        mass = region_mass(maps, masks)
+        rows.append({
+            "map": kind,
+            "family": "attention" if kind in exp.attention else "attribution",
+            "mass in regions": float(np.nanmean(mass)),
+            "std over faces": float(np.nanstd(mass)),
+            "region area": float(area.mean()),
+            "lift (mass / area)": float(np.nanmean(mass / area)),
+            "faces": int(np.isfinite(mass).sum()),
+        })
+    return pd.DataFrame(rows)
+
+
+def overlay_figure(exp: Explanation, rows: Sequence[int], classes: Sequence[str], title: str = "",
+                   labels: Sequence[int] | None = None) -> Any:
+    """A matplotlib grid: one face per row, its image then each map laid over it."""
+    import matplotlib.pyplot as plt
+
+    kinds = list(exp.maps())
+    fig, axes = plt.subplots(len(rows), 1 + len(kinds), figsize=(2.1 * (1 + len(kinds)), 2.2 * len(rows)), squeeze=False)
+    for r, i in enumerate(rows):
+        ax = axes[r, 0]
+        ax.imshow(exp.images[i])
+        head = f"PL {classes[exp.target[i]]} ({exp.probs[i].max():.2f})"
+        if labels is not None:
+            head = f"TL {classes[labels[r]]}\n" + head
+        ax.set_title(head, fontsize=8)
+        for c, kind in enumerate(kinds, start=1):
+            ax = axes[r, c]
+            ax.imshow(exp.images[i].mean(axis=2), cmap="gray")
+            ax.imshow(exp.maps()[kind][i], cmap="jet", alpha=0.5)
+            if r == 0:
+                ax.set_title(kind, fontsize=9)
+    for ax in axes.flat:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- the walkthrough
+
+
+@dataclass
+class Step:
+    """One stage of the forward pass: what it is, the equation it computes, and its output."""
+
+    block: str
+    name: str
+    equation: str
+    value: torch.Tensor
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.value.shape)
+
+
+@torch.no_grad()
+def walkthrough(model: nn.Module, x: torch.Tensor, head: int = 0) -> list[Step]:
+    """Run DAF-MHSCA by hand, calling its submodules (``model.trunk``, ``model.afc``, ``model.daf``,
+    ``model.mhsca``, ``model.classifier``) one layer at a time; every intermediate tensor is returned.
+
+    The last step's logits equal ``model(x).logits``; the teaching notebook checks it. ``head``
+    selects which MHSCA head is shown layer by layer (all heads are computed for Eq. 13).
+    """
+    from fer_lib.models.daf_mhsca import _attend
+
+    model.eval()
+    steps: list[Step] = [Step("input", "x_I", "Sec. 2.2, normalised face", x)]
+    names = ("conv1 7x7/2", "bn1", "relu", "maxpool 3x3/2", "layer1", "layer2", "layer3", "layer4")
+    h = x
+    for name, layer in zip(names, model.trunk):
+        h = layer(h.clone())  # torchvision's ReLU works in place: keep each stored step intact
+        steps.append(Step("ResNet18", name, "Sec. 2.2: x_F (H/32 x W/32 x 512)" if name == "layer4" else "Sec. 2.2", h))
+    x_f = h
+
+    afc = model.afc
+    if afc is not None:
+        branches = [conv(x_f) for conv in afc.dilated]
+        for d, b in zip((1, 2, 4), branches):
+            steps.append(Step("AFC", f"x_F{(1, 2, 4).index(d) + 1}: 3x3 conv, dilation {d}", "Eq. 1", b))
+        x_sum = sum(branches) if afc.fusion == "sum" else torch.cat(branches, dim=1)
+        steps.append(Step("AFC", "x_Fsum", "Eq. 1", x_sum))
+        x_int = afc.integrate(x_sum)
+        steps.append(Step("AFC", "x_Fint = ReLU(BN(Conv1x1(x_Fsum)))", "Eq. 2", x_int))
+        w_s = torch.sigmoid(afc.spatial(x_f))
+        steps.append(Step("AFC", "spatial weight sigma(Conv1x1(x_F))", "Eq. 2", w_s))
+        x_cal_s = w_s * x_int
+        steps.append(Step("AFC", "x_FcalS", "Eq. 2", x_cal_s))
+        x_dre = afc.reduce(F.adaptive_avg_pool2d(x_cal_s, 1))
+        steps.append(Step("AFC", "x_FDre = Conv1x1(GAP(x_FcalS))", "Eq. 3", x_dre))
+        gate = torch.sigmoid(afc.restore(F.relu(x_dre)))
+        steps.append(Step("AFC", "channel gate sigma(x_FDra)", "Eq. 3", gate))
+        x_f1 = x_f + gate * x_cal_s
+        steps.append(Step("AFC", "x_F' = x_F + x_FcalC", "Eq. 3", x_f1))
+    else:
+        x_f1 = x_f
+
+    a_s = a_c = None
+    daf = model.daf
+    if daf is not None:
+        x_h = daf.branch_h(x_f1)
+        x_w = daf.branch_w(x_f1)
+        steps.append(Step("DAF", "x_H = Conv1x1(GDConv_H(Conv1x1(x_F')))", "Eq. 4", x_h))
+        steps.append(Step("DAF", "x_W = Conv1x1(GDConv_W(Conv1x1(x_F')))", "Eq. 4", x_w))
+        t_h, t_w = x_h.squeeze(3).transpose(1, 2), x_w.squeeze(2).transpose(1, 2)
+        q_h, k_h, v_h = daf.qkv_h(daf.tokens_h_self(t_h)).chunk(3, dim=-1)
+        q_w, k_w, v_w = daf.qkv_w(daf.tokens_w_self(t_w)).chunk(3, dim=-1)
+        steps.append(Step("DAF", "Q_H (tokens: one per row)", "Eq. 5", q_h))
+        steps.append(Step("DAF", "Q_W (tokens: one per column)", "Eq. 5", q_w))
+        x_ha, x_wa = _attend(q_h, k_h, v_h), _attend(q_w, k_w, v_w)
+        steps.append(Step("DAF", "x_Ha = softmax(Q_H K_H^T / sqrt(C)) V_H", "Eq. 6", x_ha))
+        steps.append(Step("DAF", "x_Wa", "Eq. 6", x_wa))
+        q_hc, k_hc, v_hc = daf.qkv_h_cross(daf.tokens_h_cross(t_h)).chunk(3, dim=-1)
+        q_wc, k_wc, v_wc = daf.qkv_w_cross(daf.tokens_w_cross(t_w)).chunk(3, dim=-1)
+        if daf.cross == "standard":
+            h_to_w, w_to_h = _attend(q_hc, k_wc, v_wc), _attend(q_wc, k_hc, v_hc)
+        else:
+            h_to_w, w_to_h = _attend(q_hc, k_hc, v_wc), _attend(q_wc, k_wc, v_hc)
+        x_ca = daf.w_ca(torch.cat([h_to_w, w_to_h], dim=1))
+        steps.append(Step("DAF", "x_Ca = concat(H->W, W->H) W_Ca", "Eq. 7", x_ca))
+        x_ca_h, x_ca_w = x_ca.split([daf.height, daf.width], dim=1)
+        a_h = torch.sigmoid(x_ha + x_ca_h).transpose(1, 2).unsqueeze(3)
+        a_w = torch.sigmoid(x_wa + x_ca_w).transpose(1, 2).unsqueeze(2)
+        steps.append(Step("DAF", "sigma(x_Ha + x_Ca) (per row)", "Eq. 8", a_h))
+        steps.append(Step("DAF", "sigma(x_Wa + x_Ca) (per column)", "Eq. 8", a_w))
+        a_s = a_h * a_w
+        steps.append(Step("DAF", "A_s (outer product over rows and columns)", "Eq. 8", a_s))
+        a_c = a_s.mean(dim=(2, 3))
+        steps.append(Step("DAF", "A_c = GAP(A_s)", "Eq. 12", a_c))
+
+    if model.mhsca is not None:
+        outs = []
+        for i, sc in enumerate(model.mhsca.heads):
+            y = sc.conv1x1(x_f1)
+            branch = sc.conv3x3(y) + sc.conv1x3(y) + sc.conv3x1(y)
+            gate = torch.sigmoid(branch if sc.gate == "elementwise" else branch.sum(dim=1, keepdim=True))
+            x_s = gate * x_f1
+            x_s_t = x_s if a_s is None else a_s * x_s
+            pooled = x_s_t.mean(dim=(2, 3))
+            x_c = pooled if sc.channel is None else torch.sigmoid(sc.channel(pooled)) * pooled
+            x_c_t = x_c if a_c is None else a_c * x_c
+            outs.append(x_c_t)
+            if i == head:
+                tag = f"head {i}: "
+                steps.append(Step("MHSCA", tag + "sigma(Conv3x3 + Conv1x3 + Conv3x1 of Conv1x1(x_F'))", "Eq. 9", gate))
+                steps.append(Step("MHSCA", tag + "x_s = gate * x_F'", "Eq. 9", x_s))
+                steps.append(Step("MHSCA", tag + "x~_s = A_s * x_s", "Eq. 10", x_s_t))
+                steps.append(Step("MHSCA", tag + "x_c = sigma(MLP(GAP(x~_s))) * GAP(x~_s)", "Eq. 11", x_c))
+                steps.append(Step("MHSCA", tag + "x~_c = A_c * x_c", "Eq. 12", x_c_t))
+        x_out = torch.stack(outs, dim=1).sum(dim=1)
+        steps.append(Step("MHSCA", f"x_out = sum of {len(outs)} heads' x~_c", "Eq. 13", x_out))
+    else:
+        x_out = (x_f1 if a_s is None else a_s * x_f1).mean(dim=(2, 3))
+        steps.append(Step("classifier", "GAP(x_F' * A_s) (w/o MHSCA)", "Table 4", x_out))
+    steps.append(Step("classifier", "logits = Linear(x_out)", "Sec. 2.4, after Eq. 13", model.classifier(x_out)))
+    return steps
+
+
+def steps_table(steps: Sequence[Step]) -> pd.DataFrame:
+    """The walkthrough as a table: block, step, equation, shape, and the value range."""
+    return pd.DataFrame([
+        {"block": s.block, "step": s.name, "equation": s.equation, "shape": " x ".join(map(str, s.shape)),
+         "min": float(s.value.min()), "max": float(s.value.max())}
+        for s in steps
+    ])
+
+
+# ---------------------------------------------------------------- runs for the notebooks
+
+METHODS = {"DAF-MHSCA": "daf_mhsca", "DAN": "dan", "DDAMFN": "ddamfn"}
+# The paper draws its figures on RAF-DB; without it, the first of these that can be loaded.
+DATASET_PREFERENCE = ("rafdb", "ferplus", "fer2013", "affectnet7", "affectnet8")
+
+
+@dataclass
+class LoadedRun:
+    """A model for the notebooks: trained (``record`` set), untrained (``untrained``) or absent (``model`` None, ``note`` says why)."""
+
+    label: str
+    model_name: str
+    model: nn.Module | None
+    spec: InputSpec | None
+    classes: tuple[str, ...]
+    record: Any = None
+    untrained: bool = False
+    note: str = ""
+
+
+def notebook_dataset(profile: str, datasets: Sequence[str] | None = None) -> tuple[str, Any]:
+    """The dataset the notebooks draw on and its FaceData (loaded as the engine loads it).
+
+    The smoke profile uses the built-in synthetic faces; otherwise the first of ``datasets`` (default:
+    the paper's five) in :data:`DATASET_PREFERENCE` order whose files load.
+    """
+    from fer_lib.engine import RunConfig
+    from fer_lib.engine.inputs import load_data
+
+    requested = list(datasets) if datasets else (["synthetic"] if profile == "smoke" else list(DATASET_PREFERENCE))
+    order = [d for d in DATASET_PREFERENCE if d in requested] + [d for d in requested if d not in DATASET_PREFERENCE]
+    errors = []
+    for name in order:
+        plan = RunConfig(dataset=name, model="daf_mhsca", recipe="paper", profile=profile).plan
+        try:
+            data, _ = load_data(plan.dataset, **plan.data_options)
+        except Exception as err:  # absent or licence-gated data: try the next one
+            errors.append(f"{name}: {err}")
+            continue
+        return name, data
+    raise RuntimeError("no dataset could be loaded: " + "; ".join(errors))
+
+
+def load_runs(profile: str, dataset: str, seed: int = 0, methods: dict[str, str] | None = None, train: bool = True,
+              device: str = "", data: Any = None) -> list[LoadedRun]:
+    """The report's run of each method on ``dataset`` (recipe "paper"): read, trained if missing (``train``),
+    or, with ``train=False``, a randomly initialised stand-in marked ``untrained``. A model that is not
+    registered, or whose run fails, comes back with ``model=None`` and the reason."""
+    from fer_lib.engine import ConfigError, RunConfig, get_run, load_model, rebuild_weights
+    from fer_lib.models import available_models, build_model
+
+    out = []
+    for label, name in (methods or METHODS).items():
+        cfg = RunConfig(dataset=dataset, model=name, recipe="paper", profile=profile, seed=int(seed))
+        if name not in available_models():
+            out.append(LoadedRun(label, name, None, None, (), note=f"not run: model {name!r} is not in this version of fer_lib"))
+            continue
+        try:
+            record = get_run(cfg, train=train, device=device or None, progress=False)
+        except (ConfigError, RuntimeError) as err:
+            out.append(LoadedRun(label, name, None, None, (), note=f"not run: {err}"))
+            continue
+        if record is None:
+            classes = tuple(data.classes) if data is not None else tuple(f"class_{i}" for i in range(7))
+            model = build_model(name, len(classes), image_size=cfg.plan.image_size).eval()
+            out.append(LoadedRun(label, name, model, model.input_spec, classes, untrained=True,
+                                 note=f"UNTRAINED: random weights ({cfg.id} is not trained and train=False)"))
+            continue
+        try:
+            model, spec = load_model(record, device="cpu")
+        except FileNotFoundError:  # a fresh clone: the record is committed, the checkpoint is not
+            rebuild_weights(record, device=device or None, strict=False, progress=False)
+            model, spec = load_model(record, device="cpu")
+        out.append(LoadedRun(label, name, model, spec, tuple(record.classes), record, note=record.caption()))
+    return out

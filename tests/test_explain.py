@@ -1,0 +1,97 @@
+"""Attributions and attention maps: shapes, the agreement number, in-region mass, and the walkthrough."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fer_lib import explain
+from fer_lib.models import build_model
+
+
+@pytest.fixture(scope="module")
+def faces() -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    return (torch.rand(3, 1, 48, 48, generator=g) * 255).to(torch.uint8)
+
+
+@pytest.fixture(scope="module")
+def daf() -> torch.nn.Module:
+    return build_model("daf_mhsca", 7, image_size=48).eval()
+
+
+@pytest.mark.parametrize("name", ["daf_mhsca", "resnet18"])
+def test_explanation_maps_have_the_input_shape(name: str, faces: torch.Tensor, daf: torch.nn.Module) -> None:
+    model = daf if name == "daf_mhsca" else build_model(name, 7, image_size=48).eval()
+    exp = explain.explain_faces(model, faces, model.input_spec, ig_steps=4)
+    assert set(exp.attribution) == {"integrated gradients", "grad-cam"}
+    assert set(exp.attention) == ({"heads mean", "A_s"} if name == "daf_mhsca" else set())
+    for kind, maps in exp.maps().items():
+        assert maps.shape == (3, 48, 48), kind
+        assert np.isfinite(maps).all(), kind
+    assert exp.images.shape == (3, 48, 48, 3)
+    assert np.allclose(exp.probs.sum(1), 1, atol=1e-5)
+    assert (exp.target == exp.probs.argmax(1)).all()
+    if name == "daf_mhsca":
+        table = explain.agreement_table(exp)
+        assert table.shape == (2, 2)
+        assert np.isfinite(table.to_numpy()).all() and (np.abs(table.to_numpy()) <= 1).all()
+
+
+def test_integrated_gradients_and_grad_cam_shapes() -> None:
+    model = build_model("resnet18", 7, image_size=64).eval()
+    x = torch.randn(2, 3, 64, 64)
+    target = torch.tensor([0, 3])
+    assert explain.integrated_gradients(model, x, target, steps=4).shape == (2, 64, 64)
+    cam = explain.grad_cam(model, x, target)
+    assert cam.shape == (2, 64, 64) and (cam >= 0).all()
+    assert explain.trunk_layer(model) is model.trunk[-1]
+
+
+def test_agreement_is_a_rank_correlation() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.random((4, 8, 8))
+    assert explain.agreement(a, a) == pytest.approx(1.0)
+    assert explain.agreement(a, -a) == pytest.approx(-1.0)
+    assert explain.agreement(a, np.exp(3 * a)) == pytest.approx(1.0)  # any monotone rescaling
+    flat = np.ones((1, 8, 8))
+    assert np.isnan(explain.spearman(flat, a[:1])[0])
+
+
+def test_region_mass_and_area() -> None:
+    masks = np.zeros((2, 10, 10), bool)
+    masks[:, :5] = True  # top half
+    inside = masks.astype(float) + 0.3  # a floor of 0.3 everywhere, mass only in the region
+    assert explain.area_fraction(masks) == pytest.approx([0.5, 0.5])
+    assert explain.region_mass(inside, masks) == pytest.approx([1.0, 1.0])
+    assert explain.region_mass(1 - masks.astype(float), masks) == pytest.approx([0.0, 0.0])
+    uniform_noise = np.random.default_rng(0).random((2, 10, 10))
+    assert 0.2 < explain.region_mass(uniform_noise, masks).mean() < 0.8
+    mask = torch.zeros(1, 64, 64, dtype=torch.uint8)
+    mask[:, 32:] = 1
+    assert explain.resize_masks(mask, 48).mean() == pytest.approx(0.5)
+
+
+def test_attention_maps_of_an_output(daf: torch.nn.Module) -> None:
+    with torch.no_grad():
+        maps = explain.attention_maps(daf(torch.randn(2, 3, 48, 48)))
+    assert maps["heads mean"].shape == (2, 2, 2) and maps["A_s"].shape == (2, 2, 2)
+    assert explain.upsample(maps["A_s"], 48).shape == (2, 48, 48)
+
+
+@pytest.mark.parametrize("options", [{}, {"use_afc": False, "use_mhsca": False}, {"use_daf": False, "use_ca": False}])
+def test_walkthrough_reproduces_the_forward_pass(options: dict, daf: torch.nn.Module) -> None:
+    model = daf if not options else build_model("daf_mhsca", 7, image_size=48, **options).eval()
+    x = torch.randn(2, 3, 48, 48)
+    steps = explain.walkthrough(model, x, head=1)
+    with torch.no_grad():
+        assert torch.allclose(steps[-1].value, model(x).logits, atol=1e-5)
+    equations = {s.equation for s in steps}
+    if not options:
+        assert {f"Eq. {k}" for k in range(1, 14)} <= equations
+        layer4 = next(s for s in steps if s.name == "layer4")
+        assert layer4.shape == (2, 512, 2, 2)
+        assert next(s for s in steps if s.name == "bn1").value.min() < 0  # kept before the in-place ReLU
+    table = explain.steps_table(steps)
+    assert len(table) == len(steps) and {"block", "step", "equation", "shape"} <= set(table.columns)
