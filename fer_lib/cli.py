@@ -25,7 +25,7 @@ class Subcommand:
 
 SUBCOMMANDS: dict[str, Subcommand] = {}
 # Modules defining further subcommands with @subcommand (imported lazily, in this order).
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["fer_lib.predict"]
 
 
 def subcommand(name: str, help: str) -> Callable[[Callable[[argparse.ArgumentParser], Handler]], Callable[[argparse.ArgumentParser], Handler]]:
