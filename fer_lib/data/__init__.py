@@ -76,3 +76,36 @@ def register_dataset(name: str) -> Callable[[Callable[..., FaceData]], Callable[
         return loader
 
     return wrap
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be read as given; the message names the file and what to do."""
+
+
+# Loader modules; importing one registers its datasets.
+_LOADER_MODULES = ("fer2013", "ferplus", "rafdb", "affectnet", "folder", "synthetic")
+
+
+def _import_loaders() -> None:
+    import importlib
+
+    for module in _LOADER_MODULES:
+        importlib.import_module(f"{__name__}.{module}")
+
+
+def available_datasets() -> list[str]:
+    """Names accepted by :func:`load_dataset`."""
+    _import_loaders()
+    return sorted(DATASETS)
+
+
+def load_dataset(name: str, root: str | os.PathLike | None = None, **options) -> FaceData:
+    """Load a registered dataset by name, e.g. ``load_dataset("fer2013")`` or ``load_dataset("synthetic", seed=1)``.
+
+    ``root`` is where the datasets live (default: :func:`data_root`); ``options`` go to the loader
+    (``cache=False`` skips the decoded-tensor cache of the file-based loaders).
+    """
+    _import_loaders()
+    if name not in DATASETS:
+        raise KeyError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
+    return DATASETS[name](root=root, **options)

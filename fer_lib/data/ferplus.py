@@ -1,0 +1,101 @@
+"""FERPlus (Barsoum et al. 2016): ``fer2013new.csv`` votes on top of the FER2013 pixels, same rows.
+
+Labels follow the ``majority`` mode of Microsoft's reference code (github microsoft/FERPlus,
+``src/ferplus.py``): votes of 1 are dropped as outliers, the top class is kept if it holds more than
+half of the remaining votes, and rows whose winner is unknown or not-a-face, or that have no
+majority, are dropped. Splits: Training / PublicTest / PrivateTest -> train / val / test.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from fer_lib.data import DatasetError, FaceData, data_root, register_dataset
+from fer_lib.data.fer2013 import USAGE_TO_SPLIT, load_fer2013
+from fer_lib.data.images import check_splits, require_file
+
+# the vote columns of fer2013new.csv, in file order; the first 8 are the classes
+FERPLUS_CLASSES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
+VOTE_COLUMNS = FERPLUS_CLASSES + ("unknown", "NF")
+CSV_COLUMNS = ("Usage", "Image name") + VOTE_COLUMNS
+
+
+def majority_labels(votes: np.ndarray) -> np.ndarray:
+    """Microsoft's majority rule on N x 10 vote counts: the class index 0-7, or -1 where the row is dropped."""
+    v = np.where(votes <= 1, 0, votes).astype(np.float64)  # single votes are outliers (ferplus.py _process_data)
+    top = v.max(1)
+    label = v.argmax(1)
+    keep = (top > 0.5 * v.sum(1)) & (label < len(FERPLUS_CLASSES))  # winner unknown/NF, or no majority: dropped
+    return np.where(keep, label, -1)
+
+
+def find_ferplus_csv(root: str | os.PathLike | None = None) -> Path:
+    """``fer2013new.csv`` under ``root`` (directly or in ``ferplus/``)."""
+    base = data_root(root)
+    for path in (base / "ferplus" / "fer2013new.csv", base / "fer2013new.csv"):
+        if path.is_file():
+            return path
+    return require_file(base / "ferplus" / "fer2013new.csv", "FERPlus label file fer2013new.csv (github microsoft/FERPlus)")
+
+
+def read_votes(path: Path, num_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Check ``fer2013new.csv``: (N x 10 int votes, N split codes, N bool 'has an image name')."""
+    try:
+        table = pd.read_csv(path, dtype={"Usage": str, "Image name": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as err:
+        raise DatasetError(f"{path}: not a readable csv ({err}); re-download fer2013new.csv") from None
+    missing = [c for c in CSV_COLUMNS if c not in table.columns]
+    if missing:
+        raise DatasetError(f"{path}: columns {list(table.columns)} lack {missing}; the official header is {','.join(CSV_COLUMNS)}")
+    if len(table) != num_rows:
+        raise DatasetError(f"{path}: {len(table)} rows, but the FER2013 csv has {num_rows}; FERPlus needs the original "
+                           "fer2013.csv with all 35,887 rows in their order")
+    votes = table[list(VOTE_COLUMNS)].apply(pd.to_numeric, errors="coerce")
+    bad = (votes.isna() | (votes < 0) | (votes % 1 != 0)).any(axis=1).to_numpy()
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise DatasetError(f"{path}: line {row + 2}: votes {table.loc[row, list(VOTE_COLUMNS)].tolist()} are not "
+                           "non-negative integers; fix or re-download the file")
+    split = table["Usage"].map(USAGE_TO_SPLIT)
+    if split.isna().any():
+        row = int(np.argmax(split.isna().to_numpy()))
+        raise DatasetError(f"{path}: line {row + 2}: Usage {table['Usage'].iloc[row]!r} is not one of {list(USAGE_TO_SPLIT)}")
+    named = table["Image name"].fillna("").str.strip().str.len().to_numpy() > 0
+    return votes.to_numpy(dtype=np.int64), split.to_numpy(dtype=np.int8), named
+
+
+@register_dataset("ferplus")
+def load_ferplus(root: str | os.PathLike | None = None, cache: bool = True) -> FaceData:
+    """FERPlus: 8 classes, majority-vote labels, the rows' vote distributions over the 8 classes as ``soft_labels``.
+
+    Rows without an "Image name" (Microsoft's script writes no image for them) are dropped too.
+    """
+    votes_path = find_ferplus_csv(root)
+    fer = load_fer2013(root, cache=cache)
+    votes, split, named = read_votes(votes_path, len(fer.labels))
+    if not np.array_equal(split, fer.split.numpy()):
+        row = int(np.argmax(split != fer.split.numpy()))
+        raise DatasetError(f"{votes_path}: line {row + 2}: Usage differs from {fer.source}; the two files must list the "
+                           "same faces in the same order")
+    label = majority_labels(votes)
+    keep = np.nonzero((label >= 0) & named)[0]
+    emotion_votes = votes[keep, : len(FERPLUS_CLASSES)].astype(np.float32)
+    # Soft labels: the raw vote distribution over the 8 classes (every kept row has votes there).
+    soft = emotion_votes / emotion_votes.sum(1, keepdims=True)
+    keep_t = torch.from_numpy(keep)
+    split_t = fer.split[keep_t]
+    check_splits(split_t, ("train", "val", "test"), str(votes_path))
+    return FaceData(
+        "ferplus",
+        FERPLUS_CLASSES,
+        fer.images[keep_t],
+        torch.from_numpy(label[keep]).long(),
+        split_t,
+        soft_labels=torch.from_numpy(soft),
+        source=f"{votes_path} + {fer.source}",
+    )
