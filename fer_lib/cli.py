@@ -214,8 +214,8 @@ def _bench(parser: argparse.ArgumentParser) -> Handler:
     parser.add_argument("--model", default="daf_mhsca")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=8, help="training steps per epoch")
-    parser.add_argument("--epochs", type=int, default=4, help="engine epochs, alternating with as many bare-step epochs")
+    parser.add_argument("--steps", type=int, default=3, help="training steps per epoch")
+    parser.add_argument("--epochs", type=int, default=12, help="engine epochs, alternating with as many bare-step epochs")
     parser.add_argument("--device", default=None)
 
     def run(args: argparse.Namespace) -> int:

@@ -3,13 +3,16 @@
 The bare step is the least a training loop can do: inputs already resized and normalised on the
 device, then forward, criterion, backward, optimiser step. The engine adds indexing, on-device
 augmentation, logging and progress. Both run the same model, criterion, batch and number of steps.
-Epochs of the two alternate (engine, bare, engine, bare, ...) and each side keeps its fastest epoch
-after the first, so that other programs sharing the machine disturb the ratio as little as possible.
+Short epochs of the two alternate (engine, bare, engine, bare, ...); the ratio is the median over
+the pairs after the first (warm-up) of engine / bare, so that other programs sharing the machine,
+which slow both sides of a pair alike, disturb it as little as possible.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -50,10 +53,11 @@ def _bare_epoch(model: torch.nn.Module, criterion: torch.nn.Module, optimizer: t
     return len(x) / (time.perf_counter() - t0)
 
 
-def bench_engine(model: str = "daf_mhsca", image_size: int = 64, batch_size: int = 64, steps: int = 8,
-                 epochs: int = 4, device: str | None = None) -> dict[str, Any]:
+def bench_engine(model: str = "daf_mhsca", image_size: int = 64, batch_size: int = 64, steps: int = 3,
+                 epochs: int = 12, device: str | None = None) -> dict[str, Any]:
     """One measurement: ``epochs`` engine epochs alternating with as many bare-step epochs, in images/s."""
     ctx = D.setup(device)
+    load_before = os.getloadavg()[0]
     data = bench_data(steps, batch_size)
     cfg = RunConfig(dataset="synthetic", model=model, profile="paper", image_size=image_size,
                     overrides={"epochs": epochs, "batch_size": batch_size, "train_subset": steps * batch_size})
@@ -85,19 +89,21 @@ def bench_engine(model: str = "daf_mhsca", image_size: int = 64, batch_size: int
         engine = [json.loads(line)["images_per_s"] for line in (run_dir / "history.jsonl").read_text().splitlines()]
         augment = read_json(run_dir / "env.json").get("augment")
     env = environment(ctx, plan)
-    best_engine, best_bare = max(engine[1:]), max(bare[1:])  # the first epoch of each warms up
+    pairs = [e / b for e, b in zip(engine[1:], bare[1:])]  # the first epoch of each warms up
     return {
         "model": model,
         "image_size": image_size,
         "batch_size": batch_size,
         "steps_per_epoch": steps,
         "epochs": epochs,
-        "engine_images_per_s": best_engine,
-        "bare_images_per_s": best_bare,
-        "ratio": best_engine / best_bare,
+        "engine_images_per_s": statistics.median(engine[1:]),
+        "bare_images_per_s": statistics.median(bare[1:]),
+        "ratio": statistics.median(pairs),
         "engine_epochs": engine,
         "bare_epochs": bare,
         "augment": augment,
+        "load_average": [load_before, os.getloadavg()[0]],  # 1-minute load of the machine, start and end
+        "cpu_count": os.cpu_count(),
         "device": env["device"],
         "cpu": env["cpu"],
         "torch": env["torch"],

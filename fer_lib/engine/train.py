@@ -204,10 +204,11 @@ def train_run(
         state = torch.load(last, map_location=ctx.device, weights_only=False)
         model.load_state_dict(state["model"])
         criterion.load_state_dict(state["criterion"])
-        if "optimizer" in state:  # absent once a run has finished
-            optimizer.load_state_dict(state["optimizer"])
-        history, start = state["history"], state["epoch"]
+        if "optimizer" not in state:  # dropped only once metrics.json was written
+            raise RuntimeError(f"{last} is a finished run's checkpoint but {run_dir / 'metrics.json'} is missing")
+        optimizer.load_state_dict(state["optimizer"])
         _set_rng(state["rng"])
+        history, start = state["history"], state["epoch"]
         say(f"[{cfg.id}] resuming after epoch {start}")
     if ctx.is_main:
         env = {**environment(ctx, plan), "resumed_after_epochs": env.get("resumed_after_epochs", []) + ([start] if start else [])}
