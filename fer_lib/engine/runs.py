@@ -120,7 +120,10 @@ def _git_commit() -> str | None:
 def _command() -> str:
     """The command line, with paths inside the project shown relative to it (no home or host names)."""
     root = str(PROJECT_ROOT)
-    args = [Path(sys.executable).name] + [a.replace(root + os.sep, "").replace(root, ".") for a in sys.argv]
+    argv = list(sys.argv)
+    if argv and Path(argv[0]).name == "__main__.py":  # python -m <package>
+        argv[0] = "-m " + Path(argv[0]).parent.name
+    args = [Path(sys.executable).name] + [a.replace(root + os.sep, "").replace(root, ".") for a in argv]
     return " ".join(args)
 
 
