@@ -3,11 +3,13 @@
 :class:`Augment` maps uint8 ``B x C x H x W`` (grey or colour, any stored size) to the float input a
 model's :class:`~fer_lib.models.InputSpec` asks for: resized to ``spec.size``, replicated to 3
 channels (or made grey), normalised. In training it applies the paper's augmentations (Sections
-3.2-3.3): horizontal flip, random rotation (with DAN's random crop), contrast change, grayscale,
-Gaussian noise and random erasing. Each draws its own parameters per image: torchvision's v2
+3.2-3.3): contrast change, grayscale, Gaussian noise, horizontal flip, random rotation (with DAN's
+random crop) and random erasing. Each draws its own parameters per image: torchvision's v2
 transforms, given a batch, use one draw for the whole batch, so the per-image draws are vectorised
-tensor code around v2's functional ops (resize, grayscale, normalise). Randomness comes from torch's
-global RNG, or from ``generator``, so a seeded run is reproducible.
+tensor code around v2's functional ops (resize, grayscale). For speed the per-pixel
+steps (contrast, grayscale, noise, flip) run at the smaller of the stored and the model size, so a
+48 px FER2013 face gets its noise at 48 px. Randomness comes from torch's global RNG, or from
+``generator``, so a seeded run is reproducible.
 """
 
 from __future__ import annotations
@@ -85,55 +87,70 @@ class Augment(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.dim() != 4 or images.dtype != torch.uint8:
             raise ValueError(f"Augment expects uint8 B x C x H x W images, got {images.dtype} {tuple(images.shape)}")
-        x = images.float().div_(255)
         size = self.spec.size
-        if x.shape[1] == 1 and self.spec.channels == 3:
-            x = x.expand(-1, 3, -1, -1)  # grey source for a colour model: the grey plane three times
-        elif x.shape[1] == 3 and self.spec.channels == 1:
+        x = images.float().div_(255)
+        if x.shape[1] == 3 and self.spec.channels == 1:
             x = TF.rgb_to_grayscale(x)
-        if x.shape[-2:] != (size, size):
-            x = TF.resize(x, [size, size], antialias=True)
         if self.train_mode:
-            x = self._augment(x.contiguous())
-        x = TF.normalize(x, list(self.spec.mean), list(self.spec.std))
+            # Per-pixel steps run at the smaller of the stored and the model size (they commute with resizing).
+            if max(x.shape[-2:]) > size:
+                x = TF.resize(x, [size, size], antialias=True)
+            x = self._flip(self._colour(x))
+        if x.shape[-2:] != (size, size):  # antialiasing matters (and costs) only when shrinking
+            x = TF.resize(x, [size, size], antialias=max(x.shape[-2:]) > size)
+        if self.train_mode:
+            x = self._rotate_shift(x)
+        # (x - mean) / std in one pass; a grey plane broadcasts to 3 channels (grey source for a colour model)
+        scale = torch.tensor([1 / s for s in self.spec.std], device=x.device).view(1, -1, 1, 1)
+        offset = torch.tensor([-m / s for m, s in zip(self.spec.mean, self.spec.std)], device=x.device).view(1, -1, 1, 1)
+        if x.shape[1] != self.spec.channels and x.shape[1] != 1:
+            raise ValueError(f"cannot map {x.shape[1]} channels to {self.spec.channels}")
+        x = torch.addcmul(offset, x, scale)
         if self.train_mode and self.params["erasing"] > 0:
             x = self._erase(x)
         return x
 
-    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+    def _colour(self, x: torch.Tensor) -> torch.Tensor:
+        """Contrast, grayscale and Gaussian noise, each drawn per image (``x`` is a fresh tensor: changed in place)."""
         p, n, dev = self.params, x.shape[0], x.device
-        if p["flip"] > 0:
-            x = torch.where(self._chance(p["flip"], n, dev).view(-1, 1, 1, 1), x.flip(-1), x)
-        if p["affine_p"] > 0 and (p["rotation"] > 0 or p["crop_padding"] > 0):
-            chosen = torch.nonzero(self._chance(p["affine_p"], n, dev)).flatten()
-            if len(chosen):
-                x = x.clone()
-                x[chosen] = self._rotate_shift(x[chosen])
         if p["contrast"] > 0 and p["contrast_p"] > 0:
-            factor = 1 + p["contrast"] * (2 * self._rand(n, device=dev) - 1)
-            factor = torch.where(self._chance(p["contrast_p"], n, dev), factor.clamp_min(0), torch.ones_like(factor))
-            mean = TF.rgb_to_grayscale(x).mean((1, 2, 3)) if x.shape[1] == 3 else x.mean((1, 2, 3))
+            factor = (1 + p["contrast"] * (2 * self._rand(n, device=dev) - 1)).clamp_min(0)
+            factor = torch.where(self._chance(p["contrast_p"], n, dev), factor, torch.ones_like(factor))
+            mean = (TF.rgb_to_grayscale(x) if x.shape[1] == 3 else x).mean((1, 2, 3))
             # torchvision's adjust_contrast, with one factor per image
             x = (factor.view(-1, 1, 1, 1) * x + ((1 - factor) * mean).view(-1, 1, 1, 1)).clamp_(0, 1)
         if p["grayscale"] > 0 and x.shape[1] == 3:
-            x = torch.where(self._chance(p["grayscale"], n, dev).view(-1, 1, 1, 1),
-                            TF.rgb_to_grayscale(x, num_output_channels=3), x)
+            chosen = torch.nonzero(self._chance(p["grayscale"], n, dev)).flatten()
+            x[chosen] = TF.rgb_to_grayscale(x[chosen], num_output_channels=3)
         if p["noise_std"] > 0 and p["noise_p"] > 0:
-            sigma = p["noise_std"] * self._chance(p["noise_p"], n, dev).float()
-            x = (x + sigma.view(-1, 1, 1, 1) * self._randn(x.shape, dev)).clamp_(0, 1)
+            chosen = torch.nonzero(self._chance(p["noise_p"], n, dev)).flatten()
+            x[chosen] = (x[chosen] + p["noise_std"] * self._randn(x[chosen].shape, dev)).clamp_(0, 1)
+        return x
+
+    def _flip(self, x: torch.Tensor) -> torch.Tensor:
+        if self.params["flip"] > 0:
+            chosen = torch.nonzero(self._chance(self.params["flip"], x.shape[0], x.device)).flatten()
+            x[chosen] = x[chosen].flip(-1)
         return x
 
     def _rotate_shift(self, x: torch.Tensor) -> torch.Tensor:
-        """Rotation by U(-r, r) degrees, then a shift of up to ``crop_padding`` * size px (zero fill), per image."""
-        n, dev, size = x.shape[0], x.device, x.shape[-1]
-        angle = math.radians(self.params["rotation"]) * (2 * self._rand(n, device=dev) - 1)
-        pad = round(self.params["crop_padding"] * size)
-        # RandomCrop(size, padding=pad) is a shift by an integer in [-pad, pad] on each axis
-        shift = (torch.floor(self._rand(n, 2, device=dev) * (2 * pad + 1)) - pad) * (2 / size)
-        cos, sin = torch.cos(angle), torch.sin(angle)
-        theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        """DAN's RandomApply([RandomRotation, RandomCrop(padding)], p): per chosen image, rotation then shift, black fill."""
+        p, n, dev, size = self.params, x.shape[0], x.device, x.shape[-1]
+        if p["affine_p"] <= 0 or (p["rotation"] <= 0 and p["crop_padding"] <= 0):
+            return x
+        chosen = torch.nonzero(self._chance(p["affine_p"], n, dev)).flatten()
+        k = len(chosen)
+        angle = math.radians(p["rotation"]) * (2 * self._rand(k, device=dev) - 1)
+        pad = round(p["crop_padding"] * size)
+        # RandomCrop(size, padding=pad) is a shift by an integer number of pixels in [-pad, pad] per axis
+        shift = (torch.floor(self._rand(k, 2, device=dev) * (2 * pad + 1)) - pad) * (2 / size)
+        if k:
+            cos, sin = torch.cos(angle), torch.sin(angle)
+            theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+            grid = F.affine_grid(theta, [k, x.shape[1], size, size], align_corners=False)
+            x = x.contiguous()
+            x[chosen] = F.grid_sample(x[chosen], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return x
 
     def _erase(self, x: torch.Tensor) -> torch.Tensor:
         """torchvision's RandomErasing (value 0 after normalisation), one rectangle per chosen image."""
@@ -145,12 +162,11 @@ class Augment(nn.Module):
         ew = torch.sqrt(area / torch.exp(log_r)).round().clamp(1, w)
         top = torch.floor(self._rand(n, device=dev) * (h - eh + 1))
         left = torch.floor(self._rand(n, device=dev) * (w - ew + 1))
-        rows = torch.arange(h, device=dev).view(1, h, 1)
-        cols = torch.arange(w, device=dev).view(1, 1, w)
-        box = ((rows >= top.view(-1, 1, 1)) & (rows < (top + eh).view(-1, 1, 1))
-               & (cols >= left.view(-1, 1, 1)) & (cols < (left + ew).view(-1, 1, 1)))
-        box &= self._chance(p["erasing"], n, dev).view(-1, 1, 1)
-        return x.masked_fill(box.unsqueeze(1), 0.0)
+        rows = torch.arange(h, device=dev).view(1, h)
+        cols = torch.arange(w, device=dev).view(1, w)
+        in_rows = (rows >= top.view(-1, 1)) & (rows < (top + eh).view(-1, 1)) & self._chance(p["erasing"], n, dev).view(-1, 1)
+        in_cols = (cols >= left.view(-1, 1)) & (cols < (left + ew).view(-1, 1))
+        return x.masked_fill_((in_rows.unsqueeze(2) & in_cols.unsqueeze(1)).unsqueeze(1), 0.0)
 
 
 class Batches:
