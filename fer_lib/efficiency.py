@@ -284,6 +284,7 @@ def measure(
     t0 = time.perf_counter()
     for row, times in zip(rows, rounds([step for step, _ in benches])):
         row["ms_per_iter"] = 1000 * statistics.median(times)
+        row["ms_per_iter_min"] = 1000 * min(times)  # the least disturbed step
         row["ms_per_image"] = row["ms_per_iter"] / batch_size
         row["train_step_ms"] = [1000 * t for t in times]
     say(f"training steps timed ({time.perf_counter() - t0:.0f} s)")
@@ -330,6 +331,7 @@ def step_time_ratio(
         "model_ms": ms[model],
         "reference_ms": ms[reference],
         "ratio": ms[model] / ms[reference],
+        "ratio_of_min": min(times[model]) / min(times[reference]),  # the least disturbed step of each
         "mac_ratio": macs[model] / macs[reference],
         "model_step_ms": [1000 * t for t in times[model]],
         "reference_step_ms": [1000 * t for t in times[reference]],
@@ -385,6 +387,10 @@ def paper_claim_notes(rows: Sequence[dict[str, Any]]) -> list[str]:
     return notes
 
 
+def _min_ms(row: dict[str, Any]) -> float:
+    return row.get("ms_per_iter_min", min(row.get("train_step_ms") or [row["ms_per_iter"]]))
+
+
 def _fmt_int(n: float) -> str:
     return f"{n / 1e6:.2f} M" if n >= 1e5 else f"{n / 1e3:.1f} k"
 
@@ -406,19 +412,19 @@ def results_markdown(
         f"load average at the end: {env.get('load_avg_1min')}.",
         "",
         "| model | input | params | MACs | param. mem. (MiB) | " + mem_col
-        + " | ms/iter (batch) | ms/image | infer. img/s b1 | infer. img/s b64 |",
+        + " | ms/iter median (min) [batch] | ms/image | infer. img/s b1 | infer. img/s b64 |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['label']} | {r['image_size']} px x {r['channels']} | {_fmt_int(r['params'])} | "
             f"{r['macs'] / 1e9:.3f} G | {r['param_mb']:.1f} | {r['train_total_mb']:.0f} | "
-            f"{r['ms_per_iter']:.0f} ({r['train_batch']}) | {r['ms_per_image']:.1f} | "
+            f"{r['ms_per_iter']:.0f} ({_min_ms(r):.0f}) [{r['train_batch']}] | {r['ms_per_image']:.1f} | "
             f"{r['infer_images_per_s_b1']:.1f} | {r['infer_images_per_s_b64']:.1f} |"
         )
     lines += [
         f"| *paper, DAF-MHSCA (Sec. 3.8)* | 224 px | - | - | - | {PAPER_CLAIM['memory_mb']} \"MB\" | "
-        f"{PAPER_CLAIM['ms_per_iter']:.0f} (batch, device not stated) | - | - | - |",
+        f"{PAPER_CLAIM['ms_per_iter']:.0f} [batch, device not stated] | - | - | - |",
         "",
         "How each column is measured:",
         "- params: trainable parameters; MACs: one 1-image forward pass counted by `torch.utils.flop_counter` "
@@ -436,7 +442,7 @@ def results_markdown(
     lines += [
         "- ms/iter: median wall time of a full training step (forward, the model's own loss, backward, Adam) on "
         f"random inputs at the model's paper input size, over {rounds} rounds after {warmup} untimed round(s); "
-        "ms/image = ms/iter / batch.",
+        "min = the fastest of those steps, the least disturbed by other programs; ms/image = median / batch.",
         "- infer. img/s: eval-mode forward passes (`torch.inference_mode`) at batch 1 and 64, median over the same "
         "number of rounds.",
         "- All models are held at once and every round times one call of each model in turn, so that load from "
@@ -444,15 +450,26 @@ def results_markdown(
         "read them as relative, within this table, not as a benchmark.",
     ]
     if ratio:
+        fast = min(ratio["model_step_ms"]) / min(ratio["reference_step_ms"])
+        steps_a = ", ".join(f"{t:.0f}" for t in ratio["model_step_ms"])
+        steps_b = ", ".join(f"{t:.0f}" for t in ratio["reference_step_ms"])
         lines += [
             "",
             "## Training-step time: DAF-MHSCA against bare ResNet18",
             "",
             f"Alternating steps in one run, {ratio['image_size']} px, batch {ratio['batch_size']}, "
-            f"{ratio['steps']} steps each: DAF-MHSCA {ratio['model_ms']:.0f} ms, ResNet18 "
-            f"{ratio['reference_ms']:.0f} ms, ratio **{ratio['ratio']:.2f}x**, against a MAC ratio of "
-            f"{ratio['mac_ratio']:.2f}x.",
+            f"{ratio['steps']} steps each (after {warmup} warm-up): DAF-MHSCA {ratio['model_ms']:.0f} ms, ResNet18 "
+            f"{ratio['reference_ms']:.0f} ms (medians), ratio **{ratio['ratio']:.2f}x**; ratio of the fastest "
+            f"steps {fast:.2f}x; MAC ratio {ratio['mac_ratio']:.2f}x.",
+            f"Steps (ms): DAF-MHSCA {steps_a}; ResNet18 {steps_b}.",
         ]
+        if min(ratio["ratio"], fast) > ratio["mac_ratio"]:
+            lines.append(
+                "The step-time ratio exceeds the MAC ratio here. MACs leave out element-wise and memory-bound "
+                "work (sigmoid gates, products with attention maps, LayerNorm, softmax), which the added "
+                "attention blocks bring; the spread of the steps above shows how much of the gap the "
+                "load of this shared machine can account for. The model is reported as built, not trimmed."
+            )
     notes = paper_claim_notes(rows)
     if notes:
         lines += ["", "## What the paper's 16.5 MB and 43 ms/iter can and cannot mean", ""]

@@ -34,6 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--only", nargs="*", help="labels to measure (default: all)")
     p.add_argument("--image-size", type=int, help="override every model's paper input size (for quick checks)")
     p.add_argument("--out", type=Path, help="output stem (default results/efficiency_<device>)")
+    p.add_argument("--render", action="store_true", help="only rewrite the .md from the stem's existing .json")
     return p.parse_args(argv)
 
 
@@ -50,6 +51,13 @@ def main(argv: list[str] | None = None) -> int:
         write_complexity(args.out or PROJECT_ROOT / "docs" / "model_complexity.md", args.image_size or 224)
         return 0
     device = torch.device(args.device)
+    if args.render:
+        stem = args.out or RESULTS_DIR / f"efficiency_{device.type}"
+        saved = json.loads(stem.with_suffix(".json").read_text())
+        warmup = saved["settings"]["warmup"]
+        stem.with_suffix(".md").write_text(E.results_markdown(saved["rows"], saved["machine"], saved["step_time_ratio"], warmup))
+        print(f"wrote {stem}.md from {stem}.json")
+        return 0
     entries = E.paper_entries()
     if args.only:
         entries = [e for e in entries if e.label in args.only]
@@ -67,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     stem = args.out or RESULTS_DIR / f"efficiency_{device.type}"
     stem.parent.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".md").write_text(E.results_markdown(rows, env, ratio, args.warmup))
-    settings = {k: v for k, v in vars(args).items() if k not in ("out", "complexity")}
+    settings = {k: v for k, v in vars(args).items() if k not in ("out", "complexity", "render")}
     stem.with_suffix(".json").write_text(json.dumps(
         {"machine": env, "settings": settings, "rows": rows, "step_time_ratio": ratio,
          "paper_claim": E.PAPER_CLAIM, "notes": E.paper_claim_notes(rows)}, indent=1, default=str) + "\n")

