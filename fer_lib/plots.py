@@ -239,6 +239,8 @@ def compare_bars(groups: Mapping[str, Mapping[str, tuple[float | None, float, fl
             if mean is not None:
                 ax.bar(k, mean, yerr=std or None, color=palette[k], capsize=3)
                 ax.text(k, mean, f"{mean:.1f}", ha="center", va="bottom", fontsize=7)
+            else:
+                ax.text(k, 2, "not run", rotation=90, ha="center", va="bottom", fontsize=7, color="#888888")
             if pub is not None:
                 ax.plot([k - 0.4, k + 0.4], [pub, pub], color="black", linewidth=2, label="paper" if k == 0 else None)
         ax.set_xticks(range(len(variants)))
@@ -249,7 +251,7 @@ def compare_bars(groups: Mapping[str, Mapping[str, tuple[float | None, float, fl
         ax.grid(axis="y", alpha=0.3)
     handles = [plt.Line2D([], [], color="black", linewidth=2, label="paper (published)"),
                plt.Rectangle((0, 0), 1, 1, color=palette[0], label="ours (bar; error bar = std over seeds)")]
-    axes[0][-1].legend(handles=handles, fontsize=7, loc="upper right")
+    axes[0][-1].legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
