@@ -413,8 +413,6 @@ def steps_table(steps: Sequence[Step]) -> pd.DataFrame:
 # ---------------------------------------------------------------- runs for the notebooks
 
 METHODS = {"DAF-MHSCA": "daf_mhsca", "DAN": "dan", "DDAMFN": "ddamfn"}
-# The paper draws its figures on RAF-DB; without it, the first of these that can be loaded.
-DATASET_PREFERENCE = ("rafdb", "ferplus", "fer2013", "affectnet7", "affectnet8")
 
 
 @dataclass
@@ -432,39 +430,40 @@ class LoadedRun:
 
 
 def notebook_dataset(profile: str, datasets: Sequence[str] | None = None) -> tuple[str, Any]:
-    """The dataset the notebooks draw on and its FaceData (loaded as the engine loads it).
-
-    The smoke profile uses the built-in synthetic faces; otherwise the first of ``datasets`` (default:
-    the paper's five) in :data:`DATASET_PREFERENCE` order whose files load.
-    """
-    from fer_lib.engine import RunConfig
+    """The dataset the notebooks draw on (the report's choice for Figures 5-7: RAF-DB as in the paper,
+    else the first present of its preference list; the synthetic faces on smoke) and its FaceData."""
+    from fer_lib import report
     from fer_lib.engine.inputs import load_data
 
-    requested = list(datasets) if datasets else (["synthetic"] if profile == "smoke" else list(DATASET_PREFERENCE))
-    order = [d for d in DATASET_PREFERENCE if d in requested] + [d for d in requested if d not in DATASET_PREFERENCE]
-    errors = []
-    for name in order:
-        plan = RunConfig(dataset=name, model="daf_mhsca", recipe="paper", profile=profile).plan
-        try:
-            data, _ = load_data(plan.dataset, **plan.data_options)
-        except Exception as err:  # absent or licence-gated data: try the next one
-            errors.append(f"{name}: {err}")
-            continue
-        return name, data
-    raise RuntimeError("no dataset could be loaded: " + "; ".join(errors))
+    name, why = report.figure_dataset(report.dataset_statuses(profile, datasets))
+    if name is None:
+        raise RuntimeError(f"no dataset to draw on: {why}")
+    plan = run_config("DAF-MHSCA", "daf_mhsca", name, profile, 0).plan
+    data, _ = load_data(plan.dataset, **plan.data_options)
+    return name, data
+
+
+def run_config(label: str, model: str, dataset: str, profile: str, seed: int) -> Any:
+    """The report's config of a method (DAN and DDAMFN with the profile's baseline overrides), so the
+    notebooks reuse its runs; any other model gets the report's plain config."""
+    from fer_lib import report
+
+    if report.paper.MODEL_OF_METHOD.get(label) == model:
+        return report.baseline_config(label, dataset, profile, seed)
+    return report.config(dataset, profile, seed, model=model)
 
 
 def load_runs(profile: str, dataset: str, seed: int = 0, methods: dict[str, str] | None = None, train: bool = True,
               device: str = "", data: Any = None) -> list[LoadedRun]:
-    """The report's run of each method on ``dataset`` (recipe "paper"): read, trained if missing (``train``),
+    """The report's run of each method on ``dataset`` (:func:`run_config`): read, trained if missing (``train``),
     or, with ``train=False``, a randomly initialised stand-in marked ``untrained``. A model that is not
     registered, or whose run fails, comes back with ``model=None`` and the reason."""
-    from fer_lib.engine import ConfigError, RunConfig, get_run, load_model, rebuild_weights
+    from fer_lib.engine import ConfigError, get_run, load_model, rebuild_weights
     from fer_lib.models import available_models, build_model
 
     out = []
     for label, name in (methods or METHODS).items():
-        cfg = RunConfig(dataset=dataset, model=name, recipe="paper", profile=profile, seed=int(seed))
+        cfg = run_config(label, name, dataset, profile, int(seed))
         if name not in available_models():
             out.append(LoadedRun(label, name, None, None, (), note=f"not run: model {name!r} is not in this version of fer_lib"))
             continue

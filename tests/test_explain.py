@@ -95,3 +95,11 @@ def test_walkthrough_reproduces_the_forward_pass(options: dict, daf: torch.nn.Mo
         assert next(s for s in steps if s.name == "bn1").value.min() < 0  # kept before the in-place ReLU
     table = explain.steps_table(steps)
     assert len(table) == len(steps) and {"block", "step", "equation", "shape"} <= set(table.columns)
+
+
+def test_notebooks_use_the_report_runs() -> None:
+    from fer_lib import report
+
+    ids = {m: c.id for m, c in report.figure_configs("smoke", "synthetic", 0).items()}
+    for label, model in explain.METHODS.items():
+        assert explain.run_config(label, model, "synthetic", "smoke", 0).id == ids[label]
