@@ -301,16 +301,22 @@ class Outcome:
     why: str = ""
 
 
-def fetch(cfgs: Iterable[Any], train: bool = True, device: str | None = None, progress: bool | None = None) -> list[Outcome]:
-    """``get_run`` for each config; an unknown model, dataset or missing data gives a reason instead."""
+NO_TRAIN_ENV = "FER_REPORT_NO_TRAIN"
+
+
+def fetch(cfgs: Iterable[Any], train: bool | None = None, device: str | None = None, progress: bool | None = None) -> list[Outcome]:
+    """``get_run`` for each config; an unknown model, dataset or missing data gives a reason instead.
+    ``train=None`` trains what is missing unless $FER_REPORT_NO_TRAIN is set (``--no-train``)."""
     from fer_lib.data import DatasetError
     from fer_lib.engine import ConfigError, get_run
 
+    if train is None:
+        train = not os.environ.get(NO_TRAIN_ENV)
     out = []
     for cfg in cfgs:
         try:
             rec = get_run(cfg, train=train, device=device or None, progress=progress)
-            out.append(Outcome(cfg, rec, "" if rec is not None else "not trained yet"))
+            out.append(Outcome(cfg, rec, "" if rec is not None else "not trained yet (report built with --no-train)"))
         except (ConfigError, DatasetError, FileNotFoundError) as exc:
             out.append(Outcome(cfg, None, f"{type(exc).__name__}: {exc}"))
     return out
@@ -405,6 +411,8 @@ def model_of(record: Any, device: str | None = None) -> tuple[Any, Any]:
     try:
         return load_model(record, device=device or "cpu")
     except FileNotFoundError:
+        if os.environ.get(NO_TRAIN_ENV):
+            raise
         print(f"checkpoint of {record.id} missing: retraining it to rebuild the weights")
         rebuild_weights(record, device=device or None, strict=False)
         return load_model(record, device=device or "cpu")
@@ -963,7 +971,9 @@ def build(profile: str = "smoke", datasets: Sequence[str] | None = None, seeds: 
     meta = {"profile": profile, "datasets requested": " ".join(datasets), "seeds": " ".join(map(str, seeds)),
             "started (UTC)": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "machine": machine(),
             "command": f"run_all.sh --profile {profile} --datasets {' '.join(datasets)}", "scope": SCOPES[profile].note or "as in the paper"}
-    if pretrain:
+    if os.environ.get(NO_TRAIN_ENV):
+        say("[report] --no-train: only runs already recorded are shown; the others say 'not trained yet'")
+    elif pretrain:
         cfgs = planned_configs(profile, datasets, seeds)
         say(f"[report] {len(cfgs)} runs needed")
         train_missing(cfgs, device=device, say=say)
@@ -1007,7 +1017,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="move an existing report aside instead of refusing")
     parser.add_argument("--notebooks", nargs="+", default=None, help="only these notebook stems")
     parser.add_argument("--plan", action="store_true", help="list the runs needed (and which are cached), train nothing")
+    parser.add_argument("--no-train", action="store_true", help="render from the runs already recorded; train nothing")
     args = parser.parse_args(argv)
+    if args.no_train:
+        os.environ[NO_TRAIN_ENV] = "1"  # the notebooks' kernels inherit it
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     logging.getLogger("papermill").setLevel(logging.INFO)
     if args.plan:

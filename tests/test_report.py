@@ -225,3 +225,13 @@ def test_notebook_has_parameters_and_no_outputs(stem: str) -> None:
         assert re.search(rf"^{name} = ", params[0].source, re.M), name
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+
+
+def test_no_train_mode_reports_missing_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FER_RESULTS", str(tmp_path))
+    monkeypatch.setenv(report.NO_TRAIN_ENV, "1")
+    cfgs = [report.config("synthetic", "smoke", 0), report.config("synthetic", "smoke", 0, model="no_such_model")]
+    missing, unknown = report.fetch(cfgs)
+    assert missing.record is None and missing.why.startswith("not trained yet")
+    assert unknown.record is None and "unknown model 'no_such_model'" in unknown.why
+    assert not (tmp_path / "runs" / cfgs[0].id / "metrics.json").exists()
