@@ -59,15 +59,13 @@ class Scope:
     thetas: tuple[float, ...]
     readings: bool  # also train the alternative readings (gated loss weighting, AFC concat)
     sweep_overrides: dict[str, Any] = field(default_factory=dict)  # recipe overrides of Table 5, Fig. 8 and the readings
-    baseline_overrides: dict[str, Any] = field(default_factory=dict)  # recipe overrides of DAN and DDAMFN
     note: str = ""
 
 
 SCOPES: dict[str, Scope] = {
-    # DDAMFN trains several times slower per image than DAF-MHSCA on a CPU: one epoch keeps the smoke report in minutes.
-    "smoke": Scope(seeds=(0,), heads=(1, 4), thetas=(0.3, 1.0), readings=False, baseline_overrides={"epochs": 1},
+    "smoke": Scope(seeds=(0,), heads=(1, 4), thetas=(0.3, 1.0), readings=False,
                    note="smoke profile: N_h in {1, 4} and theta in {0.3, 1.0} only (paper: N_h 1-16, theta 0.1-1.0); "
-                        "alternative readings not trained; DAN and DDAMFN trained 1 epoch"),
+                        "alternative readings not trained"),
     # 2 cores: a sweep point at full cpu size costs ~12 min, so the sweeps run shorter (docs/engine.md).
     "cpu": Scope(seeds=(0,), heads=tuple(paper.TABLE5), thetas=paper.FIG8_THETAS, readings=True,
                  sweep_overrides={"epochs": 2, "train_subset": 3000},
@@ -216,7 +214,7 @@ def baseline_config(method: str, dataset: str, profile: str, seed: int) -> Any:
     """The run of a compared method (DAN, DDAMFN; DAF-MHSCA is the Table 3 run)."""
     if method == paper.OURS:
         return config(dataset, profile, seed)
-    return config(dataset, profile, seed, model=paper.MODEL_OF_METHOD[method], overrides=SCOPES[profile].baseline_overrides)
+    return config(dataset, profile, seed, model=paper.MODEL_OF_METHOD[method])
 
 
 READINGS: dict[str, dict[str, dict[str, Any]]] = {
