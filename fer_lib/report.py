@@ -17,7 +17,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -73,17 +72,6 @@ SCOPES: dict[str, Scope] = {
     "paper": Scope(seeds=(0, 1, 2), heads=tuple(paper.TABLE5), thetas=paper.FIG8_THETAS, readings=True),
 }
 
-# Expected files per dataset under the data root (the official formats, see DESIGN notes).
-EXPECTED_FILES: dict[str, tuple[tuple[str, ...], ...]] = {
-    "fer2013": (("fer2013/fer2013.csv", "fer2013/fer2013.csv.gz"),),
-    "ferplus": (("ferplus/fer2013new.csv",), ("fer2013/fer2013.csv", "fer2013/fer2013.csv.gz")),
-    "rafdb": (("rafdb/EmoLabel/list_patition_label.txt",),),
-    "affectnet7": (("affectnet/training.csv",), ("affectnet/validation.csv",)),
-    "affectnet8": (("affectnet/training.csv",), ("affectnet/validation.csv",)),
-}
-
-log = logging.getLogger("fer_lib.report")
-
 
 # ---------------------------------------------------------------- datasets
 
@@ -120,14 +108,7 @@ def missing_data(name: str, root: str | os.PathLike | None = None) -> str | None
 
     base = data_root(root)
     where = f"${DATA_ENV}={base}" if os.environ.get(DATA_ENV) else str(base)
-    try:
-        finders = _finders().get(name, [])
-    except ImportError:  # a data layer without finders: look for the official files ourselves
-        finders = []
-        for alternatives in EXPECTED_FILES.get(name, ()):
-            if not any((base / rel).exists() for rel in alternatives):
-                return f"{paper.dataset_label(name)} not found under {where} (expected {' or '.join(alternatives)})"
-    for find in finders:
+    for find in _finders().get(name, []):
         try:
             find(root)
         except (OSError, ValueError) as exc:  # DatasetError is a ValueError
@@ -889,25 +870,28 @@ def train_missing(cfgs: Sequence[Any], device: str | None = None, say: Callable[
     from fer_lib.engine import get_run
 
     outcomes = []
-    for k, (cfg, done) in enumerate(((c, get_run(c, train=False) if _trainable(c) else None) for c in cfgs), start=1):
-        if done is not None:
-            say(f"[report] run {k}/{len(cfgs)} {cfg.id}: cached")
-            outcomes.append(Outcome(cfg, done))
-            continue
+    for k, cfg in enumerate(cfgs, start=1):
+        head = f"[report] run {k}/{len(cfgs)} {cfg.id}"
         why = _untrainable_reason(cfg)
         if why:
-            say(f"[report] run {k}/{len(cfgs)} {cfg.id}: not run ({why})")
+            say(f"{head}: not run ({why})")
             outcomes.append(Outcome(cfg, None, why))
             continue
+        done = get_run(cfg, train=False)
+        if done is not None:
+            say(f"{head}: cached")
+            outcomes.append(Outcome(cfg, done))
+            continue
         what = " ".join(str(x) for x in (cfg.model, cfg.model_options or "", cfg.loss_options or "", cfg.overrides or "") if x)
-        say(f"[report] run {k}/{len(cfgs)} {cfg.id}: training ({what}, seed {cfg.seed})")
+        say(f"{head}: training ({what}, seed {cfg.seed})")
         t0 = time.time()
         outcomes.extend(fetch([cfg], train=True, device=device))
-        say(f"[report] run {k}/{len(cfgs)} {cfg.id}: done in {time.time() - t0:.0f} s")
+        say(f"{head}: done in {time.time() - t0:.0f} s")
     return outcomes
 
 
 def _untrainable_reason(cfg: Any) -> str:
+    """Why the engine would refuse ``cfg`` (unknown model, dataset, recipe...), or ""."""
     from fer_lib.engine import ConfigError
     from fer_lib.engine.runs import validate
 
@@ -916,10 +900,6 @@ def _untrainable_reason(cfg: Any) -> str:
     except ConfigError as exc:
         return str(exc)
     return ""
-
-
-def _trainable(cfg: Any) -> bool:
-    return not _untrainable_reason(cfg)
 
 
 class NotebookFailed(RuntimeError):
