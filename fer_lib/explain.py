@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -455,12 +456,14 @@ def run_config(label: str, model: str, dataset: str, profile: str, seed: int) ->
 
 def load_runs(profile: str, dataset: str, seed: int = 0, methods: dict[str, str] | None = None, train: bool = True,
               device: str = "", data: Any = None) -> list[LoadedRun]:
-    """The report's run of each method on ``dataset`` (:func:`run_config`): read, trained if missing (``train``),
+    """The report's run of each method on ``dataset`` (:func:`run_config`): read, trained if missing (``train``, off under --no-train),
     or, with ``train=False``, a randomly initialised stand-in marked ``untrained``. A model that is not
     registered, or whose run fails, comes back with ``model=None`` and the reason."""
-    from fer_lib.engine import ConfigError, get_run, load_model, rebuild_weights
+    from fer_lib import report
+    from fer_lib.engine import ConfigError, get_run
     from fer_lib.models import available_models, build_model
 
+    train = train and not os.environ.get(report.NO_TRAIN_ENV)
     out = []
     for label, name in (methods or METHODS).items():
         cfg = run_config(label, name, dataset, profile, int(seed))
@@ -479,9 +482,9 @@ def load_runs(profile: str, dataset: str, seed: int = 0, methods: dict[str, str]
                                  note=f"UNTRAINED: random weights ({cfg.id} is not trained and train=False)"))
             continue
         try:
-            model, spec = load_model(record, device="cpu")
-        except FileNotFoundError:  # a fresh clone: the record is committed, the checkpoint is not
-            rebuild_weights(record, device=device or None, strict=False, progress=False)
-            model, spec = load_model(record, device="cpu")
+            model, spec = report.model_of(record)  # rebuilds a checkpoint missing in a fresh clone, unless --no-train
+        except FileNotFoundError:
+            out.append(LoadedRun(label, name, None, None, (), note=f"not shown: {record.id} has no checkpoint here (report built with --no-train)"))
+            continue
         out.append(LoadedRun(label, name, model, spec, tuple(record.classes), record, note=record.caption()))
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from fer_lib import PROJECT_ROOT, paper, report
+from fer_lib import PROJECT_ROOT, explore, paper, report
 
 EXTERNAL = re.compile(r"<script[^>]*\bsrc\s*=\s*[\"']?(https?:)?//|<link[^>]*\bhref\s*=\s*[\"']?(https?:)?//|@import\s+url\(\s*[\"']?https?:", re.I)
 
@@ -34,7 +35,8 @@ def test_smoke_report_end_to_end(tmp_path: Path) -> None:
     seconds = time.time() - t0
     text = log.read_text()
     assert proc.returncode == 0, text[-4000:]
-    assert "[report] notebook 8/8 08_fig9_efficiency: done" in text  # progress is printed
+    n = len(report.NOTEBOOKS)
+    assert f"[report] notebook {n}/{n} {report.NOTEBOOKS[-1][0]}: done" in text  # progress is printed
 
     for stem, _ in report.NOTEBOOKS:
         html = (out / f"{stem}.html").read_text(encoding="utf-8")
@@ -42,6 +44,11 @@ def test_smoke_report_end_to_end(tmp_path: Path) -> None:
         assert not EXTERNAL.search(html), f"{stem}: external resource {EXTERNAL.search(html).group(0)}"
         assert "SMOKE PROFILE" in html and "Traceback" not in html, stem
         assert (out / f"{stem}.ipynb").exists()
+    explorer = (out / "09_explore_heads.html").read_text(encoding="utf-8")
+    assert f'id="{explore.STATIC_MARKER}"' in explorer  # the explorer page is never blank without a kernel
+    regions = json.loads((out / "10_attributions.json").read_text())["regions"]
+    assert {r["model"] for r in regions if r.get("family") == "attention"} == {"DAF-MHSCA", "DAN", "DDAMFN"}
+    assert all(0 <= r["mass in regions"] <= 1 for r in regions if r.get("family"))
     notes = (out / "reproduction_notes.html").read_text(encoding="utf-8")
     assert "What this build's runs say" in notes and not EXTERNAL.search(notes)
 
@@ -89,3 +96,12 @@ def test_failing_notebook_stops_the_build_and_keeps_earlier_pages(tmp_path: Path
     proc = subprocess.run([sys.executable, "-m", "fer_lib.report", "--profile", "smoke", "--out", str(out)],
                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "--force" in proc.stderr
+
+
+def test_every_report_notebook_declares_the_report_parameters() -> None:
+    """papermill must parse each parameters cell (a comment it cannot read hides the names after it)."""
+    from papermill.inspection import inspect_notebook
+
+    for stem, _ in report.NOTEBOOKS:
+        names = set(inspect_notebook(str(PROJECT_ROOT / "notebooks" / f"{stem}.ipynb")))
+        assert {"profile", "datasets", "seeds", "device", "output_dir"} <= names, stem

@@ -109,7 +109,10 @@ def test_cells_mean_std_and_difference() -> None:
 
 
 def test_table3_index_has_one_row_per_dataset(tmp_path: Path) -> None:
-    ctx = report.context("cpu", ["fer2013", "ferplus"], [0], output_dir=tmp_path)
+    # Statuses given, not probed: the table must not depend on which datasets this machine holds.
+    statuses = [report.DatasetStatus(d, d in ("fer2013", "ferplus"), "" if d in ("fer2013", "ferplus") else "RAF-DB not found")
+                for d in report.PAPER_DATASETS]
+    ctx = report.Context("cpu", ["fer2013", "ferplus"], [0], "", tmp_path, statuses, report.SCOPES["cpu"])
     outcomes = {(paper.OURS, "fer2013", "paper"): [report.Outcome(None, fake_record("fer2013", 0.70))],
                 (paper.OURS, "ferplus", "paper"): [report.Outcome(None, None, "DatasetError: broken file")]}
     wide, comparison, summary = report.table3_frames(ctx, outcomes)
