@@ -300,105 +300,51 @@ class Step:
         return tuple(self.value.shape)
 
 
-@torch.no_grad()
-def walkthrough(model: nn.Module, x: torch.Tensor, head: int = 0) -> list[Step]:
-    """Run DAF-MHSCA by hand, calling its submodules (``model.trunk``, ``model.afc``, ``model.daf``,
-    ``model.mhsca``, ``model.classifier``) one layer at a time; every intermediate tensor is returned.
+# What the walkthrough shows of each block: (name recorded by the model, label, equation).
+WALK_AFC = (("x_F1", "x_F1: 3x3 conv, dilation 1", "Eq. 1"), ("x_F2", "x_F2: 3x3 conv, dilation 2", "Eq. 1"),
+            ("x_F3", "x_F3: 3x3 conv, dilation 4", "Eq. 1"), ("x_Fsum", "x_Fsum", "Eq. 1"),
+            ("x_Fint", "x_Fint = ReLU(BN(Conv1x1(x_Fsum)))", "Eq. 2"), ("x_FcalS", "x_FcalS = sigma(Conv1x1(x_F)) * x_Fint", "Eq. 2"),
+            ("x_FDre", "x_FDre = Conv1x1(GAP(x_FcalS))", "Eq. 3"), ("x_FcalC", "x_FcalC = sigma(x_FDra) * x_FcalS", "Eq. 3"),
+            ("x_F'", "x_F' = x_F + x_FcalC", "Eq. 3"))
+WALK_DAF = (("x_H", "x_H = Conv1x1(GDConv_H(Conv1x1(x_F'))) (tokens: one per row)", "Eq. 4"),
+            ("x_W", "x_W (tokens: one per column)", "Eq. 4"), ("Q_H", "Q_H", "Eq. 5"), ("Q_W", "Q_W", "Eq. 5"),
+            ("x_Ha", "x_Ha = softmax(Q_H K_H^T / sqrt(C)) V_H", "Eq. 6"), ("x_Wa", "x_Wa", "Eq. 6"),
+            ("x_Ca", "x_Ca = concat(H->W, W->H) W_Ca", "Eq. 7"), ("a_H", "sigma(x_Ha + x_Ca) (per row)", "Eq. 8"),
+            ("a_W", "sigma(x_Wa + x_Ca) (per column)", "Eq. 8"), ("A_s", "A_s (outer product over rows and columns)", "Eq. 8"),
+            ("A_c", "A_c = GAP(A_s)", "Eq. 12"))
+WALK_HEAD = (("gate", "sigma(Conv3x3 + Conv1x3 + Conv3x1 of Conv1x1(x_F'))", "Eq. 9"), ("x_s", "x_s = gate * x_F'", "Eq. 9"),
+             ("x_s_tilde", "x~_s = A_s * x_s", "Eq. 10"), ("x_c", "x_c = sigma(MLP(GAP(x~_s))) * GAP(x~_s)", "Eq. 11"),
+             ("x_c_tilde", "x~_c = A_c * x_c", "Eq. 12"))
 
-    The last step's logits equal ``model(x).logits``; the teaching notebook checks it. ``head``
-    selects which MHSCA head is shown layer by layer (all heads are computed for Eq. 13).
+
+def walkthrough(model: nn.Module, x: torch.Tensor, head: int = 0) -> list[Step]:
+    """One forward pass of DAF-MHSCA with every intermediate: the trunk layer by layer, then what the
+    AFC, DAF and MHSCA modules record under :func:`fer_lib.models.daf_mhsca.traced`, each tied to its equation.
+
+    ``head`` selects which MHSCA head is shown step by step (all heads enter Eq. 13).
     """
-    from fer_lib.models.daf_mhsca import _attend
+    from fer_lib.models.daf_mhsca import traced
 
     model.eval()
     steps: list[Step] = [Step("input", "x_I", "Sec. 2.2, normalised face", x)]
     names = ("conv1 7x7/2", "bn1", "relu", "maxpool 3x3/2", "layer1", "layer2", "layer3", "layer4")
     h = x
-    for name, layer in zip(names, model.trunk):
-        h = layer(h.clone())  # torchvision's ReLU works in place: keep each stored step intact
-        steps.append(Step("ResNet18", name, "Sec. 2.2: x_F (H/32 x W/32 x 512)" if name == "layer4" else "Sec. 2.2", h))
-    x_f = h
-
-    afc = model.afc
-    if afc is not None:
-        branches = [conv(x_f) for conv in afc.dilated]
-        for d, b in zip((1, 2, 4), branches):
-            steps.append(Step("AFC", f"x_F{(1, 2, 4).index(d) + 1}: 3x3 conv, dilation {d}", "Eq. 1", b))
-        x_sum = sum(branches) if afc.fusion == "sum" else torch.cat(branches, dim=1)
-        steps.append(Step("AFC", "x_Fsum", "Eq. 1", x_sum))
-        x_int = afc.integrate(x_sum)
-        steps.append(Step("AFC", "x_Fint = ReLU(BN(Conv1x1(x_Fsum)))", "Eq. 2", x_int))
-        w_s = torch.sigmoid(afc.spatial(x_f))
-        steps.append(Step("AFC", "spatial weight sigma(Conv1x1(x_F))", "Eq. 2", w_s))
-        x_cal_s = w_s * x_int
-        steps.append(Step("AFC", "x_FcalS", "Eq. 2", x_cal_s))
-        x_dre = afc.reduce(F.adaptive_avg_pool2d(x_cal_s, 1))
-        steps.append(Step("AFC", "x_FDre = Conv1x1(GAP(x_FcalS))", "Eq. 3", x_dre))
-        gate = torch.sigmoid(afc.restore(F.relu(x_dre)))
-        steps.append(Step("AFC", "channel gate sigma(x_FDra)", "Eq. 3", gate))
-        x_f1 = x_f + gate * x_cal_s
-        steps.append(Step("AFC", "x_F' = x_F + x_FcalC", "Eq. 3", x_f1))
+    with torch.no_grad():
+        for name, layer in zip(names, model.trunk):
+            h = layer(h.clone())  # torchvision's ReLU works in place: keep each stored step intact
+            steps.append(Step("ResNet18", name, "Sec. 2.2: x_F (H/32 x W/32 x 512)" if name == "layer4" else "Sec. 2.2", h))
+        with traced(model) as rec:
+            model(x)
+    for block, key, table in (("AFC", "afc", WALK_AFC), ("DAF", "daf", WALK_DAF), ("MHSCA", f"mhsca.heads.{head}", WALK_HEAD)):
+        if key in rec and rec[key]:
+            tag = f"head {head}: " if block == "MHSCA" else ""
+            steps += [Step(block, tag + label, eq, rec[key][name]) for name, label, eq in table]
+    top = rec[""]
+    if "mhsca" in rec and rec["mhsca"]:
+        steps.append(Step("MHSCA", f"x_out = sum of {len(model.mhsca.heads)} heads' x~_c", "Eq. 13", top["x_out"]))
     else:
-        x_f1 = x_f
-
-    a_s = a_c = None
-    daf = model.daf
-    if daf is not None:
-        x_h = daf.branch_h(x_f1)
-        x_w = daf.branch_w(x_f1)
-        steps.append(Step("DAF", "x_H = Conv1x1(GDConv_H(Conv1x1(x_F')))", "Eq. 4", x_h))
-        steps.append(Step("DAF", "x_W = Conv1x1(GDConv_W(Conv1x1(x_F')))", "Eq. 4", x_w))
-        t_h, t_w = x_h.squeeze(3).transpose(1, 2), x_w.squeeze(2).transpose(1, 2)
-        q_h, k_h, v_h = daf.qkv_h(daf.tokens_h_self(t_h)).chunk(3, dim=-1)
-        q_w, k_w, v_w = daf.qkv_w(daf.tokens_w_self(t_w)).chunk(3, dim=-1)
-        steps.append(Step("DAF", "Q_H (tokens: one per row)", "Eq. 5", q_h))
-        steps.append(Step("DAF", "Q_W (tokens: one per column)", "Eq. 5", q_w))
-        x_ha, x_wa = _attend(q_h, k_h, v_h), _attend(q_w, k_w, v_w)
-        steps.append(Step("DAF", "x_Ha = softmax(Q_H K_H^T / sqrt(C)) V_H", "Eq. 6", x_ha))
-        steps.append(Step("DAF", "x_Wa", "Eq. 6", x_wa))
-        q_hc, k_hc, v_hc = daf.qkv_h_cross(daf.tokens_h_cross(t_h)).chunk(3, dim=-1)
-        q_wc, k_wc, v_wc = daf.qkv_w_cross(daf.tokens_w_cross(t_w)).chunk(3, dim=-1)
-        if daf.cross == "standard":
-            h_to_w, w_to_h = _attend(q_hc, k_wc, v_wc), _attend(q_wc, k_hc, v_hc)
-        else:
-            h_to_w, w_to_h = _attend(q_hc, k_hc, v_wc), _attend(q_wc, k_wc, v_hc)
-        x_ca = daf.w_ca(torch.cat([h_to_w, w_to_h], dim=1))
-        steps.append(Step("DAF", "x_Ca = concat(H->W, W->H) W_Ca", "Eq. 7", x_ca))
-        x_ca_h, x_ca_w = x_ca.split([daf.height, daf.width], dim=1)
-        a_h = torch.sigmoid(x_ha + x_ca_h).transpose(1, 2).unsqueeze(3)
-        a_w = torch.sigmoid(x_wa + x_ca_w).transpose(1, 2).unsqueeze(2)
-        steps.append(Step("DAF", "sigma(x_Ha + x_Ca) (per row)", "Eq. 8", a_h))
-        steps.append(Step("DAF", "sigma(x_Wa + x_Ca) (per column)", "Eq. 8", a_w))
-        a_s = a_h * a_w
-        steps.append(Step("DAF", "A_s (outer product over rows and columns)", "Eq. 8", a_s))
-        a_c = a_s.mean(dim=(2, 3))
-        steps.append(Step("DAF", "A_c = GAP(A_s)", "Eq. 12", a_c))
-
-    if model.mhsca is not None:
-        outs = []
-        for i, sc in enumerate(model.mhsca.heads):
-            y = sc.conv1x1(x_f1)
-            branch = sc.conv3x3(y) + sc.conv1x3(y) + sc.conv3x1(y)
-            gate = torch.sigmoid(branch if sc.gate == "elementwise" else branch.sum(dim=1, keepdim=True))
-            x_s = gate * x_f1
-            x_s_t = x_s if a_s is None else a_s * x_s
-            pooled = x_s_t.mean(dim=(2, 3))
-            x_c = pooled if sc.channel is None else torch.sigmoid(sc.channel(pooled)) * pooled
-            x_c_t = x_c if a_c is None else a_c * x_c
-            outs.append(x_c_t)
-            if i == head:
-                tag = f"head {i}: "
-                steps.append(Step("MHSCA", tag + "sigma(Conv3x3 + Conv1x3 + Conv3x1 of Conv1x1(x_F'))", "Eq. 9", gate))
-                steps.append(Step("MHSCA", tag + "x_s = gate * x_F'", "Eq. 9", x_s))
-                steps.append(Step("MHSCA", tag + "x~_s = A_s * x_s", "Eq. 10", x_s_t))
-                steps.append(Step("MHSCA", tag + "x_c = sigma(MLP(GAP(x~_s))) * GAP(x~_s)", "Eq. 11", x_c))
-                steps.append(Step("MHSCA", tag + "x~_c = A_c * x_c", "Eq. 12", x_c_t))
-        x_out = torch.stack(outs, dim=1).sum(dim=1)
-        steps.append(Step("MHSCA", f"x_out = sum of {len(outs)} heads' x~_c", "Eq. 13", x_out))
-    else:
-        x_out = (x_f1 if a_s is None else a_s * x_f1).mean(dim=(2, 3))
-        steps.append(Step("classifier", "GAP(x_F' * A_s) (w/o MHSCA)", "Table 4", x_out))
-    steps.append(Step("classifier", "logits = Linear(x_out)", "Sec. 2.4, after Eq. 13", model.classifier(x_out)))
+        steps.append(Step("classifier", "GAP(x_F' * A_s) (w/o MHSCA)", "Table 4", top["x_out"]))
+    steps.append(Step("classifier", "logits = Linear(x_out)", "Sec. 2.4, after Eq. 13", top["logits"]))
     return steps
 
 

@@ -86,7 +86,17 @@ def test_walkthrough_reproduces_the_forward_pass(options: dict, daf: torch.nn.Mo
     x = torch.randn(2, 3, 48, 48)
     steps = explain.walkthrough(model, x, head=1)
     with torch.no_grad():
-        assert torch.allclose(steps[-1].value, model(x).logits, atol=1e-5)
+        out = model(x)
+    assert torch.allclose(steps[-1].value, out.logits, atol=1e-5)
+    assert all(m._trace is None for m in model.modules() if hasattr(m, "keep"))  # recording ends with the walkthrough
+    by_name = {s.name: s.value for s in steps}
+    blocks = {s.block for s in steps}
+    assert ("AFC" in blocks) == options.get("use_afc", True) and ("DAF" in blocks) == options.get("use_daf", True)
+    if "DAF" in blocks:
+        assert torch.allclose(by_name["A_s (outer product over rows and columns)"], out.extras["A_s"], atol=1e-6)
+    if options.get("use_mhsca", True):  # the head shown is the model's head 1: its gate's channel mean is that head's map
+        gate = next(s.value for s in steps if s.equation == "Eq. 9" and s.name.endswith("x_F'))"))
+        assert torch.allclose(gate.mean(dim=1), out.head_maps[:, 1], atol=1e-6)
     equations = {s.equation for s in steps}
     if not options:
         assert {f"Eq. {k}" for k in range(1, 14)} <= equations

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +32,33 @@ def feature_size(image_size: int) -> int:
     return side
 
 
-class AFC(nn.Module):
+class _Recorder:
+    """Mixin: ``self.keep(name=tensor)`` stores a named intermediate while :func:`traced` is active."""
+
+    _trace: dict[str, torch.Tensor] | None = None
+
+    def keep(self, **tensors: torch.Tensor) -> None:
+        if self._trace is not None:
+            self._trace.update(tensors)
+
+
+@contextmanager
+def traced(model: nn.Module) -> Iterator[dict[str, dict[str, torch.Tensor]]]:
+    """Within the block, forward passes of ``model`` record the intermediates of its AFC, DAF and MHSCA
+    modules, named as in the paper, under each module's name: ``record["daf"]["A_s"]``,
+    ``record["mhsca.heads.0"]["x_s"]`` (the teaching walkthrough reads them; the maths stays here)."""
+    record: dict[str, dict[str, torch.Tensor]] = {}
+    recorders = [(name, m) for name, m in model.named_modules() if isinstance(m, _Recorder)]
+    for name, m in recorders:
+        m._trace = record.setdefault(name, {})
+    try:
+        yield record
+    finally:
+        for _, m in recorders:
+            m._trace = None
+
+
+class AFC(_Recorder, nn.Module):
     """Adaptive feature calibration (Eq. 1-3, Algorithm 1): x_F -> x_F', same shape."""
 
     def __init__(self, channels: int = 512, reduction: int = 16, fusion: str = "sum"):
@@ -63,7 +91,10 @@ class AFC(nn.Module):
         x_dre = self.reduce(F.adaptive_avg_pool2d(x_cal_s, 1))  # Eq. 3: x_FDre
         x_dra = self.restore(F.relu(x_dre))  # Eq. 3: x_FDra
         x_cal_c = torch.sigmoid(x_dra) * x_cal_s  # Eq. 3: x_FcalC
-        return x_f + x_cal_c  # Eq. 3: x_F' (residual)
+        x_f1 = x_f + x_cal_c  # Eq. 3: x_F' (residual)
+        self.keep(**{f"x_F{k}": b for k, b in enumerate(branches, start=1)}, x_Fsum=x_sum, x_Fint=x_int,
+                  x_FcalS=x_cal_s, x_FDre=x_dre, x_FDra=x_dra, x_FcalC=x_cal_c, **{"x_F'": x_f1})
+        return x_f1
 
 
 class _Tokens(nn.Module):
@@ -85,7 +116,7 @@ def _attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torc
     return F.scaled_dot_product_attention(query, key, value, scale=1.0 / math.sqrt(query.shape[-1]))
 
 
-class DAF(nn.Module):
+class DAF(_Recorder, nn.Module):
     """Directional attention fusion (Eq. 4-8, Algorithm 2): x_F' -> (A_s: B x C x h x w, A_c: B x C).
 
     ``cross="standard"`` lets the queries of one direction attend to the keys and values of the other
@@ -139,10 +170,11 @@ class DAF(nn.Module):
         a_w = torch.sigmoid(x_wa + x_ca_w).transpose(1, 2).unsqueeze(2)  # B x C x 1 x w
         a_s = a_h * a_w  # Eq. 8: A_s, broadcast to B x C x h x w as in coordinate attention
         a_c = a_s.mean(dim=(2, 3))  # Eq. 12: A_c = GAP(A_s)
+        self.keep(x_H=x_h, x_W=x_w, Q_H=q_h, Q_W=q_w, x_Ha=x_ha, x_Wa=x_wa, x_Ca=x_ca, a_H=a_h, a_W=a_w, A_s=a_s, A_c=a_c)
         return a_s, a_c
 
 
-class SpatialChannelHead(nn.Module):
+class SpatialChannelHead(_Recorder, nn.Module):
     """One MHSCA head (Eq. 9-12): a DAN-style spatial branch with the paper's sigmoid, then channel attention.
 
     ``gate="elementwise"`` is Eq. 9 as printed: a sigmoid per channel and position, multiplied with x_F'.
@@ -177,10 +209,11 @@ class SpatialChannelHead(nn.Module):
         # Eq. 11 weights x~_s channel-wise; pooling first is the same vector, since GAP is linear.
         x_c = pooled if self.channel is None else torch.sigmoid(self.channel(pooled)) * pooled
         x_c_tilde = x_c if a_c is None else a_c * x_c  # Eq. 12: x~_c = A_c . x_c
+        self.keep(gate=gate, x_s=x_s, x_s_tilde=x_s_tilde, x_c=x_c, x_c_tilde=x_c_tilde)
         return x_c_tilde, gate.mean(dim=1)
 
 
-class MHSCA(nn.Module):
+class MHSCA(_Recorder, nn.Module):
     """Multi-head spatial-channel attention (Eq. 13, Algorithm 3): sum of N_h heads' x~_c."""
 
     def __init__(self, channels: int = 512, num_heads: int = 4, use_ca: bool = True, gate: str = "elementwise"):
@@ -192,11 +225,13 @@ class MHSCA(nn.Module):
     def forward(self, x: torch.Tensor, a_s: torch.Tensor | None, a_c: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         outs, maps = zip(*(head(x, a_s, a_c) for head in self.heads))
         heads = torch.stack(outs, dim=1)  # B x N_h x C
-        return heads.sum(dim=1), heads, torch.stack(maps, dim=1)  # Eq. 13: x_out; per-head vectors; B x N_h x h x w
+        x_out = heads.sum(dim=1)  # Eq. 13: x_out
+        self.keep(x_out=x_out)
+        return x_out, heads, torch.stack(maps, dim=1)  # per-head vectors; B x N_h x h x w
 
 
 @register_model("daf_mhsca")
-class DAFMHSCA(nn.Module):
+class DAFMHSCA(_Recorder, nn.Module):
     """DAF-MHSCA with the ablation switches of Table 4 and the head count of Table 5.
 
     Args:
@@ -251,4 +286,6 @@ class DAFMHSCA(nn.Module):
         else:
             x_out = (x_f1 if a_s is None else a_s * x_f1).mean(dim=(2, 3))
             heads = head_maps = None
-        return ModelOutput(self.classifier(x_out), x_out, head_maps=head_maps, heads=heads, extras=extras)
+        logits = self.classifier(x_out)
+        self.keep(x_F=x_f, x_out=x_out, logits=logits)
+        return ModelOutput(logits, x_out, head_maps=head_maps, heads=heads, extras=extras)
