@@ -23,15 +23,15 @@ import torch
 from fer_lib.data import FaceData
 from fer_lib.engine import distributed as D
 from fer_lib.engine.config import RunConfig
-from fer_lib.engine.inputs import make_augment, synthetic_faces
+from fer_lib.engine.inputs import load_data, make_augment
 from fer_lib.engine.runs import environment, read_json
 from fer_lib.engine.train import build_all, make_optimizer, train_indices, train_run
 
 
 def bench_data(steps: int, batch_size: int, num_classes: int = 7, size: int = 48) -> FaceData:
-    """Procedural 48 x 48 grey faces (FER2013's format): enough for ``steps`` batches, a few to evaluate."""
+    """Built-in synthetic 48 x 48 faces: enough for ``steps`` batches, a few to evaluate."""
     per_class = -(-steps * batch_size // num_classes)
-    return synthetic_faces(num_classes=num_classes, per_class=(per_class, 2, 2), size=size)
+    return load_data("synthetic", num_classes=num_classes, per_class=(per_class, 2, 2), size=size)[0]
 
 
 def _bare_epoch(model: torch.nn.Module, criterion: torch.nn.Module, optimizer: torch.optim.Optimizer,

@@ -256,7 +256,7 @@ def train_run(
             seen += n
             bar.update(n * ctx.world)
             if show and i % 20 == 0:
-                bar.set_postfix(loss=f"{float(total):.3f}", refresh=False)
+                bar.set_postfix(loss=f"{float(total.detach()):.3f}", refresh=False)
         bar.close()
         if cuda:
             torch.cuda.synchronize()
