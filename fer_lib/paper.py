@@ -37,6 +37,8 @@ TABLE3: dict[str, dict[str, Any]] = {
 
 # Registered model names of the Table 3 methods this project trains itself.
 MODEL_OF_METHOD: dict[str, str] = {OURS: "daf_mhsca", "DAN": "dan", "DDAMFN": "ddamfn"}
+# Input side each method was published with (DDAMFN: 112 px, Zhang et al. 2023); DAF-MHSCA and DAN: 224.
+NATIVE_IMAGE_SIZE: dict[str, int] = {OURS: 224, "DAN": 224, "DDAMFN": 112}
 
 # Table 4 (Sec. 3.6): ablations. The printed last row reads "DAE-MHSCA ... 74 33  01 38"; it is
 # the full model, whose values Table 3 and the prose give as 74.33 (FER2013) and 91.38 (FERPlus).

@@ -19,7 +19,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -201,7 +201,11 @@ def baseline_config(method: str, dataset: str, profile: str, seed: int) -> Any:
     """The run of a compared method (DAN, DDAMFN; DAF-MHSCA is the Table 3 run)."""
     if method == paper.OURS:
         return config(dataset, profile, seed)
-    return config(dataset, profile, seed, model=paper.MODEL_OF_METHOD[method])
+    cfg = config(dataset, profile, seed, model=paper.MODEL_OF_METHOD[method])
+    if profile == "paper" and paper.NATIVE_IMAGE_SIZE[method] != cfg.plan.image_size:
+        # Under the paper profile each baseline runs at its own paper's size; smoke and cpu share one size.
+        cfg = replace(cfg, image_size=paper.NATIVE_IMAGE_SIZE[method])
+    return cfg
 
 
 READINGS: dict[str, dict[str, dict[str, Any]]] = {

@@ -238,3 +238,10 @@ def test_no_train_mode_reports_missing_runs(tmp_path: Path, monkeypatch: pytest.
     assert missing.record is None and missing.why.startswith("not trained yet")
     assert unknown.record is None and "unknown model 'no_such_model'" in unknown.why
     assert not (tmp_path / "runs" / cfgs[0].id / "metrics.json").exists()
+
+
+def test_baselines_run_at_their_native_size_only_under_the_paper_profile() -> None:
+    for profile, sizes in (("cpu", {64}), ("paper", {224, 112})):
+        got = {m: report.baseline_config(m, "ferplus", profile, 0).plan.image_size for m in paper.FIGURE_METHODS}
+        assert set(got.values()) == sizes, (profile, got)
+    assert report.baseline_config("DDAMFN", "ferplus", "paper", 0).plan.image_size == paper.NATIVE_IMAGE_SIZE["DDAMFN"] == 112
