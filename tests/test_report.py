@@ -245,3 +245,16 @@ def test_baselines_run_at_their_native_size_only_under_the_paper_profile() -> No
         got = {m: report.baseline_config(m, "ferplus", profile, 0).plan.image_size for m in paper.FIGURE_METHODS}
         assert set(got.values()) == sizes, (profile, got)
     assert report.baseline_config("DDAMFN", "ferplus", "paper", 0).plan.image_size == paper.NATIVE_IMAGE_SIZE["DDAMFN"] == 112
+
+
+def test_findings_state_the_region_numbers_or_why_not(tmp_path: Path) -> None:
+    rows = [{"model": m, "map": "A_s", "family": "attention", "mass in regions": mass, "region area": 0.06,
+             "lift (mass / area)": mass / 0.06} for m, mass in (("DAF-MHSCA", 0.12), ("DAN", 0.06))]
+    rows.append({"model": "DAN", "map": "grad-cam", "family": "attribution", "mass in regions": 0.03, "region area": 0.06,
+                 "lift (mass / area)": 0.5})
+    (tmp_path / "10_attributions.json").write_text(json.dumps({"dataset": "synthetic", "synthetic": True, "regions": rows}))
+    text = report.findings(tmp_path, "smoke")
+    line = next(x for x in text.splitlines() if "key facial" in x)
+    assert "cover 6.0%" in line and "DAF-MHSCA A_s 12.0% (lift 2.00)" in line and "DAN grad-cam 3.0% (lift 0.50)" in line
+    (tmp_path / "10_attributions.json").write_text(json.dumps({"dataset": "ferplus", "synthetic": False, "regions": []}))
+    assert "ferplus has no region masks" in report.findings(tmp_path, "cpu")
