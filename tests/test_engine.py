@@ -18,6 +18,7 @@ from fer_lib.engine import (
     list_runs,
     load_model,
     predict,
+    rebuild_weights,
 )
 from fer_lib.engine import distributed as D
 from fer_lib.engine.evaluate import select_epochs
@@ -201,6 +202,23 @@ def test_resume_after_interruption_ends_equal(smoke_root, tmp_path) -> None:
     assert resumed.env["resumed_after_epochs"] == [1]
     for selection in SELECTIONS:
         assert resumed.metrics[selection] == run.metrics[selection]
+
+
+def test_rebuild_missing_checkpoints(smoke_root, tmp_path) -> None:
+    """A fresh clone has the record but not its weights: retraining installs them and says whether the metrics matched."""
+    import shutil
+
+    _, run = smoke_root
+    copy = runs_dir(tmp_path) / run.id
+    shutil.copytree(run.dir, copy, ignore=shutil.ignore_patterns("checkpoints"))
+    record = get_run(SMOKE, root=tmp_path, train=False)
+    with pytest.raises(FileNotFoundError):
+        load_model(record)
+    report = rebuild_weights(record, progress=False)
+    assert report["same_metrics"] and report["retrained"]["best_val"]["test"] == run.metrics["best_val"]["test"]["accuracy"]
+    assert load_model(record)[0] is not None and "retrained" not in record.caption()
+    (copy / "checkpoints" / "rebuilt.json").write_text(json.dumps({**report, "same_metrics": False}))
+    assert "weights retrained here" in record.caption()  # figures drawn from such weights say so
 
 
 def test_metrics_and_selection() -> None:

@@ -187,6 +187,9 @@ class RunRecord:
         """One line for a figure: dataset, model, profile and its reductions, seed."""
         notes = "; ".join(self.plan.get("notes", [])) or "as in the paper"
         synth = " (SYNTHETIC data)" if self.data.get("synthetic") else ""
+        rebuilt = self.dir / CHECKPOINTS / "rebuilt.json"
+        if rebuilt.exists() and not read_json(rebuilt).get("same_metrics", True):
+            notes += "; weights retrained here (checkpoints not committed), their metrics differ slightly from the record"
         return f"{self.config.dataset}{synth}, {self.config.model}, recipe {self.config.recipe}, profile {self.config.profile}, seed {self.config.seed}: {notes}"
 
 
@@ -338,7 +341,10 @@ def rebuild_weights(run: RunRecord, device: str | torch.device | None = None, st
         again = read_json(scratch / "metrics.json")
         keys = ("last", "best_val", "best_test")
         same = {k: again.get(k) == run.metrics.get(k) for k in keys}
-        report = {"same_metrics": all(same.values()), "per_selection": same, "rebuilt_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        retrained = {k: {"epoch": again[k].get("epoch"), "val": (again[k].get("val") or {}).get("accuracy"),
+                         "test": (again[k].get("test") or {}).get("accuracy")} for k in keys if again.get(k)}
+        report = {"same_metrics": all(same.values()), "per_selection": same, "retrained": retrained,
+                  "rebuilt_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         if strict and not report["same_metrics"]:
             raise RuntimeError(f"retrained {run.id} does not end with the recorded metrics ({same}); pass strict=False to install anyway")
         target = run.dir / CHECKPOINTS
