@@ -953,8 +953,13 @@ def execute(stem: str, params: dict[str, Any], out_dir: Path) -> Path:
     import papermill as pm
 
     out = out_dir / f"{stem}.ipynb"
+    source = NOTEBOOK_DIR / f"{stem}.ipynb"
+    if "interactive" in pm.inspect_notebook(str(source)):
+        # No live widgets in a build: a page without a kernel cannot use them, and nbclient intermittently
+        # never returns from a cell that creates them (jupyter/nbclient#312; about one build in two here).
+        params = {**params, "interactive": False}
     timeout = int(os.environ[CELL_TIMEOUT_ENV]) if os.environ.get(CELL_TIMEOUT_ENV) else None
-    pm.execute_notebook(str(NOTEBOOK_DIR / f"{stem}.ipynb"), str(out), parameters=params, kernel_name="python3",
+    pm.execute_notebook(str(source), str(out), parameters=params, kernel_name="python3",
                         log_output=True, progress_bar=False, cwd=str(PROJECT_ROOT), execution_timeout=timeout,
                         start_timeout=120)
     return out
@@ -983,6 +988,7 @@ def build(profile: str = "smoke", datasets: Sequence[str] | None = None, seeds: 
             "started (UTC)": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "machine": machine(),
             "command": f"run_all.sh --profile {profile} --datasets {' '.join(datasets)}", "scope": SCOPES[profile].note or "as in the paper"}
     if os.environ.get(NO_TRAIN_ENV):
+        meta["command"] += " --no-train"
         say("[report] --no-train: only runs already recorded are shown; the others say 'not trained yet'")
     elif pretrain:
         cfgs = planned_configs(profile, datasets, seeds)
@@ -1010,6 +1016,7 @@ def build(profile: str = "smoke", datasets: Sequence[str] | None = None, seeds: 
         meta["duration"] = f"{time.time() - started:.0f} s"
         render_notes(out, profile)
         index = render_index(out, profile, pages, meta)
+        (out / "build.json").write_text(json.dumps({**meta, "pages": pages}, indent=1) + "\n")
         summary_file = out / "01_table3_accuracy.json"
         if summary_file.exists():
             (out / "summary.md").write_text(summary_markdown(json.loads(summary_file.read_text())["index"]))

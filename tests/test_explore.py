@@ -75,8 +75,8 @@ def test_static_fallback_in_rendered_html(tmp_path: Path) -> None:
     os.environ.update(env)
     try:
         pm.execute_notebook(str(PROJECT_ROOT / "notebooks" / "09_explore_heads.ipynb"), str(tmp_path / "09.ipynb"),
-                            parameters={"output_dir": str(tmp_path / "report"), "train": False,
-                                        "methods": {"DAF-MHSCA": "daf_mhsca"}},
+                            parameters={"output_dir": str(tmp_path / "report"), "train": False, "interactive": False,
+                                        "methods": {"DAF-MHSCA": "daf_mhsca"}},  # as the report runs it
                             kernel_name="python3", progress_bar=False, cwd=str(PROJECT_ROOT), start_timeout=120, execution_timeout=120)
     finally:
         if old is None:
@@ -100,3 +100,8 @@ def test_uploaded_photo_is_cropped_to_its_face() -> None:
     assert crop.ndim == 3 and crop.shape[0] == crop.shape[1] and 80 < crop.shape[0] < 160
     with pytest.raises(ValueError, match="not an image"):
         explore.upload_face(b"not an image")
+
+
+def test_explorer_without_runs_says_what_to_do(face: torch.Tensor) -> None:
+    with pytest.raises(ValueError, match="at least one run"):
+        explore.explorer({}, [face])
