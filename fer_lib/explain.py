@@ -401,10 +401,11 @@ def run_config(label: str, model: str, dataset: str, profile: str, seed: int) ->
 
 
 def load_runs(profile: str, dataset: str, seed: int = 0, methods: dict[str, str] | None = None, train: bool = True,
-              device: str = "", data: Any = None) -> list[LoadedRun]:
+              device: str = "", data: Any = None, stand_in: bool = False) -> list[LoadedRun]:
     """The report's run of each method on ``dataset`` (:func:`run_config`): read, trained if missing (``train``, off under --no-train),
     or, with ``train=False``, a randomly initialised stand-in marked ``untrained``. A model that is not
-    registered, or whose run fails, comes back with ``model=None`` and the reason."""
+    registered, or whose run fails, comes back with ``model=None`` and the reason; so does a recorded run
+    whose checkpoint is missing under --no-train, unless ``stand_in`` asks for an untrained stand-in then."""
     from fer_lib import report
     from fer_lib.engine import ConfigError, get_run
     from fer_lib.models import available_models, build_model
@@ -421,8 +422,8 @@ def load_runs(profile: str, dataset: str, seed: int = 0, methods: dict[str, str]
         except (ConfigError, RuntimeError) as err:
             out.append(LoadedRun(label, name, None, None, (), note=f"not run: {err}"))
             continue
+        classes = tuple(data.classes) if data is not None else tuple(f"class_{i}" for i in range(7))
         if record is None:
-            classes = tuple(data.classes) if data is not None else tuple(f"class_{i}" for i in range(7))
             model = build_model(name, len(classes), image_size=cfg.plan.image_size).eval()
             out.append(LoadedRun(label, name, model, model.input_spec, classes, untrained=True,
                                  note=f"UNTRAINED: random weights ({cfg.id} is not trained and train=False)"))
@@ -430,7 +431,13 @@ def load_runs(profile: str, dataset: str, seed: int = 0, methods: dict[str, str]
         try:
             model, spec = report.model_of(record)  # rebuilds a checkpoint missing in a fresh clone, unless --no-train
         except FileNotFoundError:
-            out.append(LoadedRun(label, name, None, None, (), note=f"not shown: {record.id} has no checkpoint here (report built with --no-train)"))
+            missing = f"{record.id} has no checkpoint here (report built with --no-train)"
+            if stand_in:
+                model = build_model(name, len(classes), image_size=cfg.plan.image_size).eval()
+                out.append(LoadedRun(label, name, model, model.input_spec, classes, untrained=True,
+                                     note=f"UNTRAINED: random weights stand in, because {missing}"))
+            else:
+                out.append(LoadedRun(label, name, None, None, (), note=f"not shown: {missing}"))
             continue
         out.append(LoadedRun(label, name, model, spec, tuple(record.classes), record, note=record.caption()))
     return out

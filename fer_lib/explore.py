@@ -173,6 +173,8 @@ def explorer(runs: Mapping[str, tuple[nn.Module, InputSpec, Sequence[str]]], fac
     from IPython.display import display
 
     names = list(runs)
+    if not names:
+        raise ValueError("the explorer needs at least one run with a model: train one, or build the report without --no-train")
     run_w = W.Dropdown(options=names, description="run", layout=W.Layout(width="60%"))
     face_w = W.IntSlider(0, 0, max(len(faces) - 1, 0), description="test face")
     head_w = W.IntSlider(0, 0, 15, description="head")

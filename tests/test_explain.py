@@ -113,3 +113,24 @@ def test_notebooks_use_the_report_runs() -> None:
     ids = {m: c.id for m, c in report.figure_configs("smoke", "synthetic", 0).items()}
     for label, model in explain.METHODS.items():
         assert explain.run_config(label, model, "synthetic", "smoke", 0).id == ids[label]
+
+
+def test_a_missing_checkpoint_gives_no_model_or_a_labelled_stand_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under --no-train a recorded run without its checkpoint is not shown, or (walkthrough) stands in untrained, saying so."""
+    from types import SimpleNamespace
+
+    from fer_lib import engine, report
+
+    monkeypatch.setenv(report.NO_TRAIN_ENV, "1")
+    monkeypatch.setattr(engine, "get_run", lambda cfg, **kw: SimpleNamespace(id="ferplus-daf_mhsca-cpu-x", classes=("a",) * 7))
+
+    def no_checkpoint(record: object) -> None:
+        raise FileNotFoundError("checkpoint.pt")
+
+    monkeypatch.setattr(report, "model_of", no_checkpoint)
+    data = SimpleNamespace(classes=tuple("abcdefg"))
+    (run,) = explain.load_runs("smoke", "synthetic", 0, {"DAF-MHSCA": "daf_mhsca"}, data=data)
+    assert run.model is None and not run.untrained and "ferplus-daf_mhsca-cpu-x has no checkpoint" in run.note
+    (run,) = explain.load_runs("smoke", "synthetic", 0, {"DAF-MHSCA": "daf_mhsca"}, data=data, stand_in=True)
+    assert run.model is not None and run.untrained and run.classes == data.classes
+    assert run.note.startswith("UNTRAINED") and "has no checkpoint" in run.note
