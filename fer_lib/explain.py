@@ -400,6 +400,14 @@ def run_config(label: str, model: str, dataset: str, profile: str, seed: int) ->
     return report.config(dataset, profile, seed, model=model)
 
 
+def _untrained(label: str, name: str, classes: tuple[str, ...], image_size: int, why: str) -> LoadedRun:
+    """A randomly initialised ``name`` standing in for a run that has no weights here, labelled UNTRAINED."""
+    from fer_lib.models import build_model
+
+    model = build_model(name, len(classes), image_size=image_size).eval()
+    return LoadedRun(label, name, model, model.input_spec, classes, untrained=True, note=f"UNTRAINED: random weights {why}")
+
+
 def load_runs(profile: str, dataset: str, seed: int = 0, methods: dict[str, str] | None = None, train: bool = True,
               device: str = "", data: Any = None, stand_in: bool = False) -> list[LoadedRun]:
     """The report's run of each method on ``dataset`` (:func:`run_config`): read, trained if missing (``train``, off under --no-train),
@@ -408,7 +416,7 @@ def load_runs(profile: str, dataset: str, seed: int = 0, methods: dict[str, str]
     whose checkpoint is missing under --no-train, unless ``stand_in`` asks for an untrained stand-in then."""
     from fer_lib import report
     from fer_lib.engine import ConfigError, get_run
-    from fer_lib.models import available_models, build_model
+    from fer_lib.models import available_models
 
     train = train and not os.environ.get(report.NO_TRAIN_ENV)
     out = []
@@ -424,20 +432,14 @@ def load_runs(profile: str, dataset: str, seed: int = 0, methods: dict[str, str]
             continue
         classes = tuple(data.classes) if data is not None else tuple(f"class_{i}" for i in range(7))
         if record is None:
-            model = build_model(name, len(classes), image_size=cfg.plan.image_size).eval()
-            out.append(LoadedRun(label, name, model, model.input_spec, classes, untrained=True,
-                                 note=f"UNTRAINED: random weights ({cfg.id} is not trained and train=False)"))
+            out.append(_untrained(label, name, classes, cfg.plan.image_size, f"({cfg.id} is not trained and train=False)"))
             continue
         try:
             model, spec = report.model_of(record)  # rebuilds a checkpoint missing in a fresh clone, unless --no-train
         except FileNotFoundError:
             missing = f"{record.id} has no checkpoint here (report built with --no-train)"
-            if stand_in:
-                model = build_model(name, len(classes), image_size=cfg.plan.image_size).eval()
-                out.append(LoadedRun(label, name, model, model.input_spec, classes, untrained=True,
-                                     note=f"UNTRAINED: random weights stand in, because {missing}"))
-            else:
-                out.append(LoadedRun(label, name, None, None, (), note=f"not shown: {missing}"))
+            out.append(_untrained(label, name, classes, cfg.plan.image_size, f"stand in, because {missing}") if stand_in else
+                       LoadedRun(label, name, None, None, (), note=f"not shown: {missing}"))
             continue
         out.append(LoadedRun(label, name, model, spec, tuple(record.classes), record, note=record.caption()))
     return out
