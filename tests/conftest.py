@@ -1,9 +1,15 @@
-"""Shared pytest set-up: small thread count (CI has 2 cores) and a fixed seed per test."""
+"""Shared pytest set-up: small thread count (CI has 2 cores), a fixed seed per test, and scripts/ as modules."""
 
 from __future__ import annotations
 
+import importlib.util
+from collections.abc import Callable
+from types import ModuleType
+
 import pytest
 import torch
+
+from fer_lib import PROJECT_ROOT
 
 torch.set_num_threads(2)
 
@@ -11,3 +17,16 @@ torch.set_num_threads(2)
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def script() -> Callable[[str], ModuleType]:
+    """``script("readme_summary")``: scripts/readme_summary.py loaded as a module (scripts/ is not a package)."""
+
+    def load(name: str) -> ModuleType:
+        spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "scripts" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

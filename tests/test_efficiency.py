@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
@@ -77,11 +76,9 @@ def test_paper_entries_sizes() -> None:
     assert len(sizes) == 9
 
 
-def test_script_writes_table(tmp_path, monkeypatch) -> None:
+def test_script_writes_table(tmp_path, monkeypatch, script) -> None:
     monkeypatch.setattr(E, "ABLATIONS", {"w/o MHSCA": {"use_mhsca": False}})
-    spec = importlib.util.spec_from_file_location("efficiency_table", PROJECT_ROOT / "scripts" / "efficiency_table.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = script("efficiency_table")
     stem = tmp_path / "eff"
     script.main(["--only", "mini-Xception (fer)", "--image-size", "48", "--batch-size", "2", "--steps", "1",
                  "--warmup", "0", "--ratio-steps", "0", "--device", "cpu", "--out", str(stem)])

@@ -19,7 +19,7 @@ EXTERNAL = re.compile(r"<script[^>]*\bsrc\s*=\s*[\"']?(https?:)?//|<link[^>]*\bh
 
 
 @pytest.mark.slow
-def test_smoke_report_end_to_end(tmp_path: Path) -> None:
+def test_smoke_report_end_to_end(tmp_path: Path, script) -> None:
     """Trains the smoke runs, executes every notebook, renders every page: under 10 minutes on 2 cores."""
     out = tmp_path / "report"
     env = {**os.environ, "FER_RESULTS": str(tmp_path / "results"), "PYTHONUNBUFFERED": "1"}
@@ -66,34 +66,25 @@ def test_smoke_report_end_to_end(tmp_path: Path) -> None:
     assert build["pages"] == {stem: "ok" for stem, _ in report.NOTEBOOKS} and build["command"].startswith("run_all.sh --profile smoke")
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- summary:smoke:start -->\nold\n<!-- summary:smoke:end -->\ntail\n")
-    readme_summary().update_readme(readme, "smoke", out)  # the README's table is the report's own summary.md
+    script("readme_summary").update_readme(readme, "smoke", out)  # the README's table is the report's own summary.md
     text = readme.read_text()
     assert (out / "summary.md").read_text() in text and build["machine"] in text and "old" not in text and text.endswith("tail\n")
     print(f"smoke report end to end: {seconds:.0f} s")
 
 
-def readme_summary():
-    """scripts/readme_summary.py as a module."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("readme_summary", PROJECT_ROOT / "scripts" / "readme_summary.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_readme_summary_needs_its_markers_and_a_finished_build(tmp_path: Path) -> None:
+def test_readme_summary_needs_its_markers_and_a_finished_build(tmp_path: Path, script) -> None:
+    readme_summary = script("readme_summary").update_readme
     readme = tmp_path / "README.md"
     readme.write_text("# no markers\n")
     with pytest.raises(SystemExit, match="no <!-- summary:cpu:start -->"):
-        readme_summary().update_readme(readme, "cpu", tmp_path)
+        readme_summary(readme, "cpu", tmp_path)
     readme.write_text("<!-- summary:cpu:start -->\n<!-- summary:cpu:end -->\n")
     with pytest.raises(SystemExit, match="no finished build"):
-        readme_summary().update_readme(readme, "cpu", tmp_path)
+        readme_summary(readme, "cpu", tmp_path)
     (tmp_path / "build.json").write_text(json.dumps({"started (UTC)": "2026-01-01 00:00", "duration": "9 s", "machine": "m",
                                                      "command": "c", "scope": "s", "pages": {"01": "ok", "02": "failed"}}))
     (tmp_path / "summary.md").write_text("| a |\n")
-    readme_summary().update_readme(readme, "cpu", tmp_path)
+    readme_summary(readme, "cpu", tmp_path)
     assert "Built 2026-01-01 00:00 UTC in 9 s on m, with `c`." in readme.read_text()
     assert "did not render in this build: 02." in readme.read_text() and "| a |\n<!-- summary:cpu:end -->" in readme.read_text()
 
