@@ -69,8 +69,8 @@ SCOPES: dict[str, Scope] = {
     "smoke": Scope(seeds=(0,), heads=(1, 4), thetas=(0.3, 1.0), readings=False,
                    note="smoke profile: N_h in {1, 4} and theta in {0.3, 1.0} only (paper: N_h 1-16, theta 0.1-1.0); "
                         "alternative readings not trained"),
-    # 2 cores: a run at full cpu size costs ~10 min, a sweep point ~3 min, so Table 4 and the sweeps run
-    # shorter, and Figure 8 keeps four thetas (both sides of the published peak at 0.3): about 1.5 h in all.
+    # 2 cores: the committed 4-epoch runs took 18-67 min each (some on a shared machine), a sweep point 2-4 min,
+    # so Table 4 and the sweeps run shorter, and Figure 8 keeps four thetas (both sides of the published peak at 0.3).
     "cpu": Scope(seeds=(0,), heads=tuple(paper.TABLE5), thetas=(0.1, 0.3, 0.6, 1.0), readings=True,
                  sweep_overrides={"epochs": 2, "train_subset": 3000}, ablation_overrides={"epochs": 2, "train_subset": 3000},
                  note="cpu profile: one seed; Table 4, Table 5, Figure 8 and the readings train 2 epochs on 3000 faces, "
