@@ -64,7 +64,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("run configuration")
     g.add_argument("--dataset", default="fer2013", help="dataset name (fer2013, ferplus, rafdb, affectnet7, affectnet8, ...)")
     g.add_argument("--model", default="daf_mhsca", help="registered model name (daf_mhsca, resnet18, ...)")
-    g.add_argument("--recipe", default="paper", help="paper (Table 2 as printed) or ours")
+    g.add_argument("--recipe", default=None, help="paper (Table 2 as printed), ours, scratch, dan or ddamfn (default: the profile's)")
     g.add_argument("--profile", default="smoke", help="smoke (synthetic, seconds), cpu (real data, 2 cores) or paper (224 px, 40 epochs)")
     g.add_argument("--seed", type=int, nargs="+", default=[0], help="one or more seeds (default 0)")
     g.add_argument("--image-size", type=int, default=None, help="input side in pixels (default: the profile's)")
@@ -119,16 +119,24 @@ def _summary(run: Any) -> str:
 def _train(parser: argparse.ArgumentParser) -> Handler:
     add_config_arguments(parser)
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (default: torch's, all cores); 1 lets two runs share 2 cores")
     parser.add_argument("--dry-run", action="store_true", help="print the id, plan and state of each run; train nothing")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def run(args: argparse.Namespace) -> int:
-        from fer_lib.engine import aggregate_seeds, get_run, runs_dir
+        from fer_lib.engine import ConfigError, aggregate_seeds, get_run, runs_dir
         from fer_lib.engine.runs import validate
 
         configs = configs_from_args(args)
         for cfg in configs:
             validate(cfg)
+        if args.threads is not None:
+            import torch
+
+            if args.threads < 1:
+                raise ConfigError(f"--threads must be at least 1, not {args.threads}")
+            torch.set_num_threads(args.threads)
         if args.dry_run:
             for cfg in configs:
                 done = get_run(cfg, train=False, root=args.results) is not None

@@ -149,11 +149,15 @@ class DAFMHSCACriterion(nn.Module):
         super().__init__()
         if weighting not in ("fixed", "gated"):
             raise ValueError(f"weighting must be 'fixed' or 'gated', not {weighting!r}")
+        for name, value in (("theta", theta), ("alpha", alpha), ("beta", beta)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"{name} must be a non-negative number, not {value!r}")
         weights = class_weights(class_counts)
         self.register_buffer("class_w", weights if use_wce_weights else None)
         self.affinity = AffinityLoss(num_classes, feat_dim, weights) if use_affinity else None
         self.theta, self.alpha, self.beta = theta, alpha, beta
         self.use_diversity, self.variance, self.weighting = use_diversity, variance, weighting
+        self.probe_grads = False  # set by the trainer on some steps: log each term's gradient norm at x_F'
 
     def forward(self, output: ModelOutput, labels: torch.Tensor) -> LossOutput:
         wce = weighted_cross_entropy(output.logits, labels, self.class_w)
@@ -170,7 +174,11 @@ class DAFMHSCACriterion(nn.Module):
             g_wce = _grad_norm(wce, shared)
             w_dna *= _gate(g_wce, _grad_norm(w_dna * dna, shared))
             w_mhv *= _gate(g_wce, _grad_norm(w_mhv * mhv, shared))
-            parts["gate_dna"], parts["gate_mhv"] = torch.tensor(w_dna), torch.tensor(w_mhv / self.theta)
+            parts["gate_dna"], parts["gate_mhv"] = torch.tensor(w_dna), torch.tensor(w_mhv / self.theta if self.theta else 1.0)
+        if self.probe_grads and torch.is_grad_enabled() and "x" in output.extras:
+            shared = output.extras["x"]
+            for name, term in (("wce", wce), ("dna", w_dna * dna), ("mhv", w_mhv * mhv)):
+                parts[f"grad_{name}"] = torch.tensor(_grad_norm(term, shared))
         total = wce + w_dna * dna + w_mhv * mhv
         return LossOutput(total, parts)
 

@@ -54,12 +54,18 @@ TABLE4_TYPOS = (
     'the full-model row is printed "DAE-MHSCA" and its FER2013 / FERPlus cells "74 33" and "01 38"; '
     "read as DAF-MHSCA, 74.33 and 91.38 (Table 3 and the text of Sec. 3.4)"
 )
-# Model options of each Table 4 row (switches of fer_lib.models.daf_mhsca).
+# Ours, not the paper's: the bare ResNet18 trunk (GAP -> classifier) with the same losses, recipe,
+# size and budget, as a row of Table 3 and Table 4 ("all modules removed"), which the paper never reports.
+CONTROL = "ResNet18 control"
+CONTROL_OPTIONS: dict[str, bool] = {"use_afc": False, "use_daf": False, "use_mhsca": False}
+
+# Model options of each Table 4 row (switches of fer_lib.models.daf_mhsca); the control is our extra row.
 ABLATION_OPTIONS: dict[str, dict[str, bool]] = {
     "w/o AFC": {"use_afc": False},
     "w/o DAF": {"use_daf": False},
     "w/o CA": {"use_ca": False},
     "w/o MHSCA": {"use_mhsca": False},
+    CONTROL: CONTROL_OPTIONS,
     OURS: {},
 }
 

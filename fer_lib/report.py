@@ -62,6 +62,7 @@ class Scope:
     readings: bool  # also train the alternative readings (gated loss weighting, AFC concat)
     sweep_overrides: dict[str, Any] = field(default_factory=dict)  # recipe overrides of Table 5, Fig. 8 and the readings
     ablation_overrides: dict[str, Any] = field(default_factory=dict)  # recipe overrides of Table 4 (its full-model row included)
+    sweep_seeds: tuple[int, ...] | None = None  # seeds of Table 5, Fig. 8 and the readings (None: ``seeds``)
     note: str = ""
 
 
@@ -69,12 +70,11 @@ SCOPES: dict[str, Scope] = {
     "smoke": Scope(seeds=(0,), heads=(1, 4), thetas=(0.3, 1.0), readings=False,
                    note="smoke profile: N_h in {1, 4} and theta in {0.3, 1.0} only (paper: N_h 1-16, theta 0.1-1.0); "
                         "alternative readings not trained"),
-    # 2 cores: the committed 4-epoch runs took 18-67 min each (some on a shared machine), a sweep point 2-4 min,
-    # so Table 4 and the sweeps run shorter, and Figure 8 keeps four thetas (both sides of the published peak at 0.3).
-    "cpu": Scope(seeds=(0,), heads=tuple(paper.TABLE5), thetas=(0.1, 0.3, 0.6, 1.0), readings=True,
-                 sweep_overrides={"epochs": 2, "train_subset": 3000}, ablation_overrides={"epochs": 2, "train_subset": 3000},
-                 note="cpu profile: one seed; Table 4, Table 5, Figure 8 and the readings train 2 epochs on 3000 faces, "
-                      "their full-model point included; Figure 8 at theta 0.1, 0.3, 0.6 and 1.0 only (paper: 0.1 ... 1.0)"),
+    # 2 cores, every run at the profile's full budget (8 epochs, full training split): Table 3, the
+    # control and Table 4 with 3 seeds; the sweeps and readings with one (scripts/cpu_study.py trains them in that order).
+    "cpu": Scope(seeds=(0, 1, 2), heads=tuple(paper.TABLE5), thetas=(0.1, 0.3, 0.6, 1.0), readings=True, sweep_seeds=(0,),
+                 note="cpu profile: Table 3, its ResNet18 control and Table 4 with seeds 0-2; Table 5, Figure 8 and the "
+                      "readings with seed 0; Figure 8 at theta 0.1, 0.3, 0.6 and 1.0 only (paper: 0.1 ... 1.0)"),
     "paper": Scope(seeds=(0, 1, 2), heads=tuple(paper.TABLE5), thetas=paper.FIG8_THETAS, readings=True),
 }
 
@@ -167,8 +167,13 @@ def figure_dataset(statuses: Sequence[DatasetStatus]) -> tuple[str | None, str]:
 # ---------------------------------------------------------------- runs of each notebook
 
 
-def recipe_for(dataset: str) -> str:
-    """Recipe of the sweeps: Table 2 as printed, except RAF-DB, whose printed lr 0.1 with Adam fails."""
+def recipe_for(dataset: str, profile: str) -> str:
+    """Recipe of the sweeps: the profile's own where it is not Table 2 (cpu: scratch); else Table 2 as
+    printed, except RAF-DB, whose printed lr 0.1 with Adam fails."""
+    from fer_lib.engine import PROFILES
+
+    if PROFILES[profile].recipe != "paper":
+        return PROFILES[profile].recipe
     return "ours" if dataset == "rafdb" else "paper"  # Table 3 shows RAF-DB under both recipes
 
 
@@ -179,7 +184,7 @@ def config(dataset: str, profile: str, seed: int, model: str = "daf_mhsca", reci
     from fer_lib.engine import RunConfig
 
     return RunConfig(dataset=dataset, model=model, model_options=dict(model_options or {}), loss_options=dict(loss_options or {}),
-                     recipe=recipe or recipe_for(dataset), profile=profile, seed=int(seed), overrides=dict(overrides or {}))
+                     recipe=recipe or recipe_for(dataset, profile), profile=profile, seed=int(seed), overrides=dict(overrides or {}))
 
 
 def table3_configs(profile: str, datasets: Sequence[str], seeds: Sequence[int]) -> dict[tuple[str, str, str], list[Any]]:
@@ -187,13 +192,14 @@ def table3_configs(profile: str, datasets: Sequence[str], seeds: Sequence[int]) 
     recipes), DAN and DDAMFN on the figure dataset (Fig. 5-7 need them)."""
     out: dict[tuple[str, str, str], list[Any]] = {}
     for ds in datasets:
-        recipes = ("paper", "ours") if ds == "rafdb" else ("paper",)
+        recipes = ("paper", "ours") if ds == "rafdb" and recipe_for(ds, profile) == "ours" else (recipe_for(ds, profile),)
         for recipe in recipes:
             out[(paper.OURS, ds, recipe)] = [config(ds, profile, s, recipe=recipe) for s in seeds]
+        out[(paper.CONTROL, ds, recipe_for(ds, profile))] = [config(ds, profile, s, model_options=paper.CONTROL_OPTIONS) for s in seeds]
     fig_ds = next((d for d in FIGURE_PREFERENCE if d in datasets), datasets[0] if datasets else None)
     if fig_ds is not None:
         for method in ("DAN", "DDAMFN"):
-            out[(method, fig_ds, recipe_for(fig_ds))] = [baseline_config(method, fig_ds, profile, s) for s in seeds]
+            out[(method, fig_ds, recipe_for(fig_ds, profile))] = [baseline_config(method, fig_ds, profile, s) for s in seeds]
     return out
 
 
@@ -228,10 +234,17 @@ def table4_configs(profile: str, datasets: Sequence[str], seeds: Sequence[int], 
     if readings and datasets:
         ds = next((d for d in FIGURE_PREFERENCE if d in datasets), datasets[0])
         over = SCOPES[profile].sweep_overrides
-        out[(DEFAULT_READING, ds)] = [config(ds, profile, s, overrides=over) for s in seeds]
+        sweep = sweep_seeds(profile, seeds)
+        out[(DEFAULT_READING, ds)] = [config(ds, profile, s, overrides=over) for s in sweep]
         for row, opts in READINGS.items():
-            out[(row, ds)] = [config(ds, profile, s, overrides=over, **opts) for s in seeds]
+            out[(row, ds)] = [config(ds, profile, s, overrides=over, **opts) for s in sweep]
     return out
+
+
+def sweep_seeds(profile: str, seeds: Sequence[int]) -> list[int]:
+    """Seeds of Table 5, Figure 8 and the readings: the scope's ``sweep_seeds`` among ``seeds`` (else ``seeds``)."""
+    chosen = SCOPES[profile].sweep_seeds
+    return [s for s in seeds if s in chosen] or list(seeds[:1]) if chosen else list(seeds)
 
 
 def table5_datasets(datasets: Sequence[str]) -> list[str]:
@@ -242,7 +255,8 @@ def table5_datasets(datasets: Sequence[str]) -> list[str]:
 def table5_configs(profile: str, datasets: Sequence[str], seeds: Sequence[int], heads: Sequence[int]) -> dict[tuple[int, str], list[Any]]:
     """(N_h, dataset) -> configs over seeds."""
     over = SCOPES[profile].sweep_overrides
-    return {(h, ds): [config(ds, profile, s, model_options={} if h == 4 else {"num_heads": h}, overrides=over) for s in seeds]
+    return {(h, ds): [config(ds, profile, s, model_options={} if h == 4 else {"num_heads": h}, overrides=over)
+                      for s in sweep_seeds(profile, seeds)]
             for ds in table5_datasets(datasets) for h in heads}
 
 
@@ -255,7 +269,7 @@ def theta_configs(profile: str, dataset: str, seeds: Sequence[int], thetas: Sequ
     """Figure 8: theta -> configs over seeds (theta 0.3 is the default model, at the scope's sweep size)."""
     over = SCOPES[profile].sweep_overrides
     return {t: [config(dataset, profile, s, loss_options={} if math.isclose(t, 0.3) else {"theta": float(t)}, overrides=over)
-                for s in seeds] for t in thetas}
+                for s in sweep_seeds(profile, seeds)] for t in thetas}
 
 
 def planned_configs(profile: str, datasets: Sequence[str] | None = None, seeds: Sequence[int] | None = None) -> list[Any]:

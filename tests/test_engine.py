@@ -92,9 +92,12 @@ def test_paper_recipe_is_table2() -> None:
 
 def test_profiles_scale_and_say_so() -> None:
     cpu = RunConfig(dataset="ferplus", profile="cpu").plan
-    assert cpu.lr == 1e-4 and cpu.batch_size == 64  # the recipe is kept
-    assert cpu.image_size < 224 and cpu.epochs < 40 and cpu.train_subset
+    assert (cpu.recipe, cpu.optimizer, cpu.lr, cpu.batch_size, cpu.schedule) == ("scratch", "adamw", 1e-3, 128, "cosine")
+    assert cpu.image_size < 224 and cpu.epochs < 40 and cpu.train_subset is None  # the full training split
     assert any("image size" in n for n in cpu.notes) and any("epochs" in n for n in cpu.notes)
+    assert any("recipe scratch" in n for n in cpu.notes)
+    table2 = RunConfig(dataset="ferplus", profile="cpu", recipe="paper").plan  # Table 2 stays selectable
+    assert (table2.optimizer, table2.lr, table2.batch_size, table2.schedule) == ("adam", 1e-4, 64, "none")
     smoke = RunConfig(dataset="ferplus", profile="smoke").plan
     assert smoke.dataset == "synthetic" and smoke.data_options["num_classes"] == 8
     assert any("synthetic" in n for n in smoke.notes)

@@ -38,6 +38,8 @@ class FaceData:
     soft_labels: N x K float vote distribution where the source has one (FERPlus), else None.
     masks: N x H x W uint8, 1 where the expression is carried (built-in synthetic data only), else None.
     synthetic: True for the built-in procedurally drawn faces; every figure must say so.
+    fingerprint: a digest of the sources' checksums and the loader's options (its cache key):
+        two loads with the same fingerprint hold the same faces; a run record keeps it.
     """
 
     name: str
@@ -49,6 +51,7 @@ class FaceData:
     masks: torch.Tensor | None = None
     synthetic: bool = False
     source: str = ""
+    fingerprint: str = ""
 
     @property
     def num_classes(self) -> int:

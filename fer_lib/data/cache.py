@@ -22,6 +22,7 @@ from fer_lib.data import FaceData
 CACHE_ENV = "FER_CACHE"
 # Bump when a loader's output changes for the same source files.
 CACHE_VERSION = 1
+FINGERPRINT_CHARS = 16
 
 
 def cache_dir() -> Path:
@@ -87,6 +88,7 @@ def save_facedata(data: FaceData, path: str | os.PathLike) -> None:
         "masks": data.masks,
         "synthetic": data.synthetic,
         "source": data.source,
+        "fingerprint": data.fingerprint,
     }
     _atomic_write(Path(path), lambda p: torch.save(state, p))
 
@@ -98,23 +100,39 @@ def load_facedata(path: str | os.PathLike) -> FaceData:
     return FaceData(**state)
 
 
-def cache_path(name: str, key: dict[str, Any]) -> Path:
-    """The cache file of a dataset ``name`` for a key (sources' checksums and loader options)."""
+def fingerprint(name: str, key: dict[str, Any]) -> str:
+    """The digest of a dataset ``name`` for a key (sources' checksums and loader options)."""
     text = json.dumps({"version": CACHE_VERSION, "name": name, **key}, sort_keys=True, default=str)
-    return cache_dir() / f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.pt"
+    return hashlib.sha256(text.encode()).hexdigest()[:FINGERPRINT_CHARS]
+
+
+def cache_path(name: str, key: dict[str, Any]) -> Path:
+    """The cache file of a dataset ``name`` for a key: named by its :func:`fingerprint`."""
+    return cache_dir() / f"{name}-{fingerprint(name, key)}.pt"
 
 
 def cached(name: str, key: dict[str, Any], build: Callable[[], FaceData], use_cache: bool = True) -> FaceData:
-    """Return the cached dataset for ``key``, or ``build()`` it and store it (when ``use_cache``)."""
+    """Return the cached dataset for ``key``, or ``build()`` it and store it (when ``use_cache``).
+
+    Either way the data carries ``fingerprint(name, key)``."""
+    digest = fingerprint(name, key)
+
+    def fresh() -> FaceData:
+        data = build()
+        data.fingerprint = digest
+        return data
+
     if not use_cache:
-        return build()
+        return fresh()
     path = cache_path(name, key)
     if path.exists():
         try:
-            return load_facedata(path)
+            data = load_facedata(path)
+            data.fingerprint = digest
+            return data
         except Exception:  # a damaged cache file is rebuilt, never trusted
             path.unlink(missing_ok=True)
-    data = build()
+    data = fresh()
     try:
         save_facedata(data, path)
     except OSError:

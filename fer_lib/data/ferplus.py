@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from fer_lib.data import DatasetError, FaceData, data_root, register_dataset
+from fer_lib.data.cache import file_digest, fingerprint
 from fer_lib.data.fer2013 import USAGE_TO_SPLIT, load_fer2013
 from fer_lib.data.images import check_splits, require_file
 
@@ -98,4 +99,5 @@ def load_ferplus(root: str | os.PathLike | None = None, cache: bool = True) -> F
         split_t,
         soft_labels=torch.from_numpy(soft),
         source=f"{votes_path} + {fer.source}",
+        fingerprint=fingerprint("ferplus", {"sources": {"votes": file_digest(votes_path), "fer2013": fer.fingerprint}}),
     )

@@ -7,8 +7,9 @@ channels (or made grey), normalised. In training it applies the paper's augmenta
 random crop) and random erasing. Each draws its own parameters per image: torchvision's v2
 transforms, given a batch, use one draw for the whole batch, so the per-image draws are vectorised
 tensor code around v2's functional ops (resize, grayscale). For speed the per-pixel
-steps (contrast, grayscale, noise, flip) run at the smaller of the stored and the model size, so a
-48 px FER2013 face gets its noise at 48 px. Randomness comes from torch's global RNG, or from
+steps that commute with resizing (contrast, grayscale, flip) run at the smaller of the stored and the
+model size; Gaussian noise does not commute (upsampling would shrink its std and correlate
+neighbouring pixels), so it is added at the model's size, independently per pixel. Randomness comes from torch's global RNG, or from
 ``generator``, so a seeded run is reproducible.
 """
 
@@ -99,7 +100,7 @@ class Augment(nn.Module):
         if x.shape[-2:] != (size, size):  # antialiasing matters (and costs) only when shrinking
             x = TF.resize(x, [size, size], antialias=max(x.shape[-2:]) > size)
         if self.train_mode:
-            x = self._rotate_shift(x)
+            x = self._rotate_shift(self._noise(x))
         # (x - mean) / std in one pass; a grey plane broadcasts to 3 channels (grey source for a colour model)
         scale = torch.tensor([1 / s for s in self.spec.std], device=x.device).view(1, -1, 1, 1)
         offset = torch.tensor([-m / s for m, s in zip(self.spec.mean, self.spec.std)], device=x.device).view(1, -1, 1, 1)
@@ -111,7 +112,7 @@ class Augment(nn.Module):
         return x
 
     def _colour(self, x: torch.Tensor) -> torch.Tensor:
-        """Contrast, grayscale and Gaussian noise, each drawn per image (``x`` is a fresh tensor: changed in place)."""
+        """Contrast and grayscale, each drawn per image (``x`` is a fresh tensor: changed in place)."""
         p, n, dev = self.params, x.shape[0], x.device
         if p["contrast"] > 0 and p["contrast_p"] > 0:
             factor = (1 + p["contrast"] * (2 * self._rand(n, device=dev) - 1)).clamp_min(0)
@@ -122,9 +123,15 @@ class Augment(nn.Module):
         if p["grayscale"] > 0 and x.shape[1] == 3:
             chosen = torch.nonzero(self._chance(p["grayscale"], n, dev)).flatten()
             x[chosen] = TF.rgb_to_grayscale(x[chosen], num_output_channels=3)
+        return x
+
+    def _noise(self, x: torch.Tensor) -> torch.Tensor:
+        """Gaussian noise of std ``noise_std`` at the model's size, per image with probability ``noise_p``."""
+        p = self.params
         if p["noise_std"] > 0 and p["noise_p"] > 0:
-            chosen = torch.nonzero(self._chance(p["noise_p"], n, dev)).flatten()
-            x[chosen] = (x[chosen] + p["noise_std"] * self._randn(x[chosen].shape, dev)).clamp_(0, 1)
+            x = x.contiguous()
+            chosen = torch.nonzero(self._chance(p["noise_p"], x.shape[0], x.device)).flatten()
+            x[chosen] = (x[chosen] + p["noise_std"] * self._randn(x[chosen].shape, x.device)).clamp_(0, 1)
         return x
 
     def _flip(self, x: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,10 @@ import numpy as np
 import torch
 
 from fer_lib.data import SPLITS, FaceData, register_dataset
+from fer_lib.data.cache import fingerprint
+
+# Bump when the drawing changes: part of the faces' fingerprint.
+GENERATOR_VERSION = 1
 
 SYNTHETIC_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "contempt")
 
@@ -234,6 +238,8 @@ def load_synthetic(
         masks=torch.from_numpy(masks),
         synthetic=True,
         source=f"SYNTHETIC procedural faces (fer_lib.data.synthetic, seed {seed}, {size} px)",
+        fingerprint=fingerprint("synthetic", {"generator": GENERATOR_VERSION, "num_classes": num_classes,
+                                              "per_class": list(per_class), "size": size, "channels": channels, "seed": seed}),
     )
 
 

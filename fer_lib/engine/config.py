@@ -8,9 +8,12 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from fer_lib.engine.recipes import Plan, ConfigError, resolve_plan
+from fer_lib.engine.recipes import PROFILES, Plan, ConfigError, resolve_plan
 
 ID_HASH_CHARS = 10
+# Part of every run id: bump it when a change to the training code (loop, losses, models, augmentation)
+# changes what a config trains, so records made before it are never mistaken for the new code's.
+TRAINING_CODE_VERSION = 2
 
 
 def _plain(value: Any, where: str) -> Any:
@@ -42,7 +45,7 @@ class RunConfig:
     dataset, model: registered names (``fer_lib.data`` / ``fer_lib.models``).
     model_options: keyword arguments of the model (ablation switches, ``num_heads``...).
     loss_options: keyword arguments of its criterion (``theta``, ``weighting``...).
-    recipe: ``"paper"`` (Table 2) or ``"ours"``; profile: ``"smoke"``, ``"cpu"`` or ``"paper"``.
+    recipe: a name of ``recipes.RECIPES`` (None: the profile's own); profile: ``"smoke"``, ``"cpu"`` or ``"paper"``.
     image_size: None takes the profile's size.
     overrides: recipe fields set by hand (``epochs``, ``lr``, ``batch_size``, ``train_subset``, ...).
     data_options: keyword arguments of ``load_dataset`` (never a machine path: set $FER_DATA).
@@ -54,7 +57,7 @@ class RunConfig:
     model: str = "daf_mhsca"
     model_options: dict[str, Any] = field(default_factory=dict)
     loss_options: dict[str, Any] = field(default_factory=dict)
-    recipe: str = "paper"
+    recipe: str | None = None
     profile: str = "smoke"
     seed: int = 0
     image_size: int | None = None
@@ -62,6 +65,10 @@ class RunConfig:
     data_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.recipe is None:
+            if self.profile not in PROFILES:
+                raise ConfigError(f"unknown profile {self.profile!r}; choose one of {sorted(PROFILES)}")
+            object.__setattr__(self, "recipe", PROFILES[self.profile].recipe)
         for name in ("dataset", "model", "recipe", "profile"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise ConfigError(f"RunConfig.{name} must be a non-empty string, not {getattr(self, name)!r}")
@@ -96,8 +103,9 @@ class RunConfig:
 
     @property
     def id(self) -> str:
-        """``<dataset>-<model>-<profile>-<hash>``: the hash covers the config and its resolved plan,
-        so a change of either (including a recipe table edited later) gives a new run."""
-        text = canonical_json({"config": self.to_dict(), "plan": self.plan.to_dict()})
+        """``<dataset>-<model>-<profile>-<hash>``: the hash covers the config, its resolved plan and
+        :data:`TRAINING_CODE_VERSION`, so a change of any (a recipe table edited later, a fix to the
+        trainer) gives a new run. The data is checked separately: see ``runs.get_run``."""
+        text = canonical_json({"config": self.to_dict(), "plan": self.plan.to_dict(), "code": TRAINING_CODE_VERSION})
         digest = hashlib.sha256(text.encode()).hexdigest()[:ID_HASH_CHARS]
         return f"{self.dataset}-{self.model}-{self.profile}-{digest}"

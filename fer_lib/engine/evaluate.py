@@ -47,10 +47,12 @@ def predict_indices(
     device: torch.device | str | None = None,
     keep: Sequence[str] = ("logits", "features", "head_maps"),
     images: torch.Tensor | None = None,
+    bf16: bool | None = None,
 ) -> dict[str, np.ndarray | None]:
     """Forward ``data`` rows ``indices`` in eval mode without augmentation; numpy outputs named in ``keep``.
 
     ``images`` may be ``data.images`` already moved to ``device`` (the engine keeps it there).
+    ``bf16``: autocast to bfloat16 with channels_last (None: on CUDA only; the trainer passes its precision).
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     images = data.images if images is None else images
@@ -58,14 +60,14 @@ def predict_indices(
     transform = transform.to(device)
     was_training = model.training
     model.eval()
-    cuda = device.type == "cuda"
+    bf16 = device.type == "cuda" if bf16 is None else bf16
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in keep}
     has: dict[str, bool] = {k: True for k in keep}
     for batch in indices.split(batch_size):
         x = transform(images[batch.to(images.device)].to(device, non_blocking=True))
-        if cuda:
+        if bf16:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             out = model(x)
         for k in keep:
             value = getattr(out, k, None)

@@ -1,10 +1,11 @@
 """Training recipes (what the paper prescribes) and profiles (how far a machine scales them down).
 
 A *recipe* gives the optimiser, learning rate, batch size and epochs per dataset: ``"paper"`` is
-Table 2 as printed, ``"ours"`` is our working alternative where the printed value fails. A
-*profile* scales a recipe to a machine: ``"smoke"`` (built-in synthetic faces, seconds, for tests),
-``"cpu"`` (real FER2013 / FERPlus on 2 cores: lower resolution, fewer epochs, a training subset)
-and ``"paper"`` (224 px, full data, 40 epochs, for a GPU). :func:`resolve_plan` combines the two
+Table 2 as printed, ``"ours"`` is our working alternative where the printed value fails,
+``"scratch"`` is ours for a trunk without pretrained weights, ``"dan"`` / ``"ddamfn"`` are those
+papers' own recipes. A *profile* (:class:`Profile`) scales a recipe to a machine: ``"smoke"``
+(built-in synthetic faces, seconds, for tests), ``"cpu"`` (real FER2013 / FERPlus on 2 cores:
+72 px, 8 epochs, the full training split, recipe scratch) and ``"paper"`` (224 px, 40 epochs, for a GPU). :func:`resolve_plan` combines the two
 into a :class:`Plan`; every reduction a profile makes is written into its ``notes`` and so into
 the run's record.
 """
@@ -43,21 +44,63 @@ NUM_CLASSES = {
 RECIPES: dict[str, str] = {
     "paper": "Table 2 as printed: Adam, 40 epochs, no schedule, lr 1e-4 (RAF-DB 0.1), batch 256 (FERPlus 64)",
     "ours": "Table 2 except RAF-DB lr 1e-4 (Adam at the printed 0.1 diverges); labelled as ours",
+    "scratch": "ours, for a trunk trained from random initialisation: AdamW lr 1e-3, weight decay 0.05, "
+    "batch 128, one warm-up epoch then cosine decay to zero; the paper's three losses unchanged",
+    "dan": "DAN's published recipe (github yaoing/DAN): SGD lr 0.1, momentum 0.9, weight decay 1e-4, lr x 0.6 per epoch",
+    "ddamfn": "DDAMFN's published recipe (github SainingZhang/DDAMFN): SGD lr 0.01, momentum 0.9, weight decay 1e-4, lr x 0.6 per epoch",
 }
 
-PROFILES: dict[str, dict[str, Any]] = {
-    # Seconds on a laptop: synthetic faces, tiny images, two epochs, small batches.
-    "smoke": {"image_size": 48, "epochs": 2, "max_batch_size": 32, "train_subset": None, "synthetic": True},
-    # Real FER2013 / FERPlus on 2 CPU cores, about 12 min per DAF-MHSCA run (budget in docs/engine.md):
-    # the 48 x 48 faces are upsampled to 64 px (x_F is 2 x 2), 4 epochs over a fixed 6000-face subset.
-    "cpu": {"image_size": 64, "epochs": 4, "max_batch_size": None, "train_subset": 6000, "synthetic": False},
-    # The paper's setting, for a GPU.
-    "paper": {"image_size": PAPER_IMAGE_SIZE, "epochs": PAPER_EPOCHS, "max_batch_size": None, "train_subset": None, "synthetic": False},
+# Recipes that set every dataset alike (Table 2's per-dataset lr and batch do not apply).
+UNIFORM_RECIPES: dict[str, dict[str, Any]] = {
+    "scratch": {"optimizer": "adamw", "lr": 1e-3, "batch_size": 128, "weight_decay": 0.05, "schedule": "cosine", "warmup_epochs": 1},
+    "dan": {"optimizer": "sgd", "lr": 0.1, "weight_decay": 1e-4, "momentum": 0.9, "schedule": "exponential"},
+    "ddamfn": {"optimizer": "sgd", "lr": 0.01, "weight_decay": 1e-4, "momentum": 0.9, "schedule": "exponential"},
+}
+EXPONENTIAL_GAMMA = 0.6  # DAN's and DDAMFN's ExponentialLR(gamma=0.6), stepped once per epoch
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How far a machine scales a recipe down; its :meth:`describe` is the one sentence every page prints."""
+
+    name: str
+    image_size: int
+    epochs: int | None  # None: the recipe's (Table 2: 40)
+    recipe: str  # the recipe a run of this profile takes unless it names one
+    max_batch_size: int | None = None
+    train_subset: int | None = None
+    synthetic: bool = False
+    purpose: str = ""
+
+    def describe(self) -> str:
+        data = "built-in SYNTHETIC faces" if self.synthetic else "real data, full training split" if self.train_subset is None \
+            else f"real data, a fixed {self.train_subset}-face training subset"
+        epochs = f"{self.epochs} epochs" if self.epochs else f"{PAPER_EPOCHS} epochs"
+        return f"profile {self.name}: {self.purpose}; {data}, {self.image_size} px, {epochs}, recipe {self.recipe} ({RECIPES[self.recipe]})"
+
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        # Seconds on a laptop: synthetic faces, tiny images, two epochs, small batches.
+        Profile("smoke", image_size=48, epochs=2, recipe="paper", max_batch_size=32, synthetic=True,
+                purpose="a pipeline check on 2 CPU cores, its numbers say nothing about the paper"),
+        # Real FER2013 / FERPlus on 2 CPU cores (budget in docs/engine.md): 72 px is the smallest size
+        # whose x_F is 3 x 3 (64 px gives 2 x 2, where AFC's dilated convolutions are 1 x 1 ones).
+        Profile("cpu", image_size=72, epochs=8, recipe="scratch",
+                purpose="real data on 2 CPU cores, trained from scratch (no MS-Celeb-1M trunk)"),
+        # The paper's setting, for a GPU.
+        Profile("paper", image_size=PAPER_IMAGE_SIZE, epochs=None, recipe="paper",
+                purpose="Table 2's setting, for a GPU"),
+    )
 }
 
 # Fields of a Plan that RunConfig.overrides may set.
-OVERRIDABLE = ("optimizer", "lr", "batch_size", "epochs", "weight_decay", "momentum", "train_subset", "augment", "eval_batch_size")
-OPTIMIZERS = ("adam", "sgd")
+OVERRIDABLE = ("optimizer", "lr", "batch_size", "epochs", "weight_decay", "momentum", "train_subset", "augment",
+               "eval_batch_size", "schedule", "warmup_epochs", "precision")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("none", "cosine", "exponential")
+PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 where the device supports it (resolved at train time)
 
 
 @dataclass(frozen=True)
@@ -75,6 +118,8 @@ class Plan:
     weight_decay: float
     momentum: float
     schedule: str
+    warmup_epochs: int
+    precision: str
     image_size: int
     train_subset: int | None
     augment: dict[str, Any]
@@ -112,65 +157,83 @@ def resolve_plan(
     prof = PROFILES[profile]
     row_name = ALIASES.get(dataset, dataset)
     notes: list[str] = []
-    if row_name in PAPER_TABLE2:
-        row = dict(PAPER_TABLE2[row_name])
+    values: dict[str, Any] = {
+        "optimizer": "adam", "lr": 1e-4, "batch_size": 256, "epochs": PAPER_EPOCHS, "weight_decay": 0.0,
+        "momentum": 0.9, "train_subset": prof.train_subset, "augment": {}, "eval_batch_size": 256,
+        "schedule": "none",  # Table 2 gives no schedule: the learning rate stays constant
+        "warmup_epochs": 0, "precision": "auto",
+    }
+    if recipe in UNIFORM_RECIPES:
+        values.update(UNIFORM_RECIPES[recipe])
+        notes.append(f"recipe {recipe}: {RECIPES[recipe]}, not Table 2")
+    elif row_name in PAPER_TABLE2:
+        values.update(PAPER_TABLE2[row_name])
     else:
-        row = dict(PAPER_TABLE2["fer2013"])
+        values.update(PAPER_TABLE2["fer2013"])
         notes.append(f"{dataset} is not in Table 2: the FER2013 row (lr 1e-4, batch 256) is used")
     if recipe == "ours" and row_name == "rafdb":
-        row["lr"] = 1e-4  # ours: Adam at Table 2's lr 0.1 diverges (DAN used 0.1 with SGD)
+        values["lr"] = 1e-4  # ours: Adam at Table 2's lr 0.1 diverges (DAN used 0.1 with SGD)
         notes.append("recipe ours: RAF-DB lr 1e-4 instead of Table 2's 0.1")
 
-    batch_size = int(row["batch_size"])
-    if prof["max_batch_size"] is not None and batch_size > prof["max_batch_size"]:
-        notes.append(f"profile {profile}: batch {batch_size} -> {prof['max_batch_size']}")
-        batch_size = prof["max_batch_size"]
-    size = int(image_size) if image_size is not None else int(prof["image_size"])
+    if prof.max_batch_size is not None and values["batch_size"] > prof.max_batch_size:
+        notes.append(f"profile {profile}: batch {values['batch_size']} -> {prof.max_batch_size}")
+        values["batch_size"] = prof.max_batch_size
+    size = int(image_size) if image_size is not None else prof.image_size
     if size != PAPER_IMAGE_SIZE:
         notes.append(f"image size {size} px (paper: {PAPER_IMAGE_SIZE})")
-    epochs = int(prof["epochs"])
-    if epochs != PAPER_EPOCHS:
-        notes.append(f"profile {profile}: {epochs} epochs (paper: {PAPER_EPOCHS})")
-    if prof["train_subset"] is not None:
-        notes.append(f"profile {profile}: training subset of {prof['train_subset']} faces (fixed draw)")
+    if prof.epochs is not None:
+        values["epochs"] = prof.epochs
+        if prof.epochs != PAPER_EPOCHS:
+            notes.append(f"profile {profile}: {prof.epochs} epochs (paper: {PAPER_EPOCHS})")
+    if prof.train_subset is not None:
+        notes.append(f"profile {profile}: training subset of {prof.train_subset} faces (fixed draw)")
     num_classes = NUM_CLASSES.get(dataset, 7)
     loaded = dataset
     options = dict(data_options or {})
-    if prof["synthetic"]:
+    if prof.synthetic:
         loaded = "synthetic"
         options = {"num_classes": num_classes, "per_class": [40, 10, 10], "size": 48, **options}
         notes.append(f"profile {profile}: built-in synthetic faces with {num_classes} classes, not {dataset}")
 
-    values: dict[str, Any] = {
-        "optimizer": "adam",
-        "lr": float(row["lr"]),
-        "batch_size": batch_size,
-        "epochs": epochs,
-        "weight_decay": 0.0,
-        "momentum": 0.9,
-        "train_subset": prof["train_subset"],
-        "augment": {},
-        "eval_batch_size": 256,
-    }
     for key, value in overrides.items():
         notes.append(f"override {key}={value!r} (recipe value {values[key]!r})")
         values[key] = value
+    _check(values, size)
+    return Plan(recipe=recipe, profile=profile, dataset=loaded, data_options=options, image_size=size,
+                notes=tuple(notes), **{k: values[k] for k in OVERRIDABLE})
+
+
+def _check(values: dict[str, Any], size: int) -> None:
+    """Raise ConfigError for a plan value no training could use (before anything is written)."""
+    def number(key: str) -> float:
+        v = values[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ConfigError(f"{key} must be a number, not {v!r}")
+        return float(v)
+
     if values["optimizer"] not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer {values['optimizer']!r}; choose one of {list(OPTIMIZERS)}")
+    if values["schedule"] not in SCHEDULES:
+        raise ConfigError(f"unknown schedule {values['schedule']!r}; choose one of {list(SCHEDULES)}")
+    if values["precision"] not in PRECISIONS:
+        raise ConfigError(f"unknown precision {values['precision']!r}; choose one of {list(PRECISIONS)}")
     for key in ("batch_size", "epochs", "eval_batch_size"):
-        if not isinstance(values[key], int) or values[key] < 1:
-            raise ConfigError(f"{key} must be a positive integer, not {values[key]!r}")
+        v = values[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(f"{key} must be a positive integer, not {v!r}")
+    if values["batch_size"] < 2:
+        raise ConfigError("batch_size must be at least 2 (BatchNorm needs two faces per batch), not 1")
+    w = values["warmup_epochs"]
+    if isinstance(w, bool) or not isinstance(w, int) or not 0 <= w < values["epochs"]:
+        raise ConfigError(f"warmup_epochs must be an integer in [0, epochs), not {w!r}")
+    if not number("lr") > 0:
+        raise ConfigError(f"lr must be positive, not {values['lr']!r} (a zero learning rate trains nothing)")
+    if number("weight_decay") < 0 or not 0 <= number("momentum") < 1:
+        raise ConfigError(f"weight_decay must be >= 0 and momentum in [0, 1), not {values['weight_decay']!r} / {values['momentum']!r}")
     if size < 32:
         raise ConfigError(f"image_size must be at least 32 (ResNet18 downsamples by 32), not {size}")
-    if values["train_subset"] is not None and (not isinstance(values["train_subset"], int) or values["train_subset"] < 1):
-        raise ConfigError(f"train_subset must be a positive integer or None, not {values['train_subset']!r}")
-    return Plan(
-        recipe=recipe,
-        profile=profile,
-        dataset=loaded,
-        data_options=options,
-        schedule="none",  # Table 2 gives no schedule: the learning rate stays constant
-        image_size=size,
-        notes=tuple(notes),
-        **{k: values[k] for k in OVERRIDABLE},
-    )
+    sub = values["train_subset"]
+    if sub is not None and (isinstance(sub, bool) or not isinstance(sub, int) or sub < 1):
+        raise ConfigError(f"train_subset must be a positive integer or None, not {sub!r}")
+    if not isinstance(values["augment"], dict):
+        raise ConfigError(f"augment must be a dict of Augment options, not {values['augment']!r}")

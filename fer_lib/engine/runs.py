@@ -146,8 +146,6 @@ def environment(ctx: Any, plan: Any) -> dict[str, Any]:
         "cuda": torch.version.cuda if cuda else None,
         "world_size": ctx.world,
         "backend": ctx.backend,
-        "amp": "bfloat16" if cuda else None,
-        "channels_last": cuda,
         "command": _command(),
         "git_commit": _git_commit(),
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -244,6 +242,27 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"unknown model {cfg.model!r}; choose one of {models}")
 
 
+def current_fingerprint(dataset: str, options: dict[str, Any]) -> tuple[str, int]:
+    """(fingerprint, training faces) of the data at hand for a plan's dataset and loader options."""
+    from fer_lib.engine.inputs import load_data
+
+    data, _ = load_data(dataset, **options)
+    return data.fingerprint, int(len(data.indices("train")))
+
+
+def check_data(record: RunRecord) -> None:
+    """Raise ConfigError unless ``record`` was trained on the data at hand (same fingerprint)."""
+    fingerprint, n_train = current_fingerprint(record.plan["dataset"], record.plan.get("data_options", {}))
+    stored = record.data.get("fingerprint")
+    if stored != fingerprint:
+        made = f"data fingerprint {stored}" if stored else "no data fingerprint (made before they were recorded)"
+        raise ConfigError(
+            f"{record.dir} was trained on other data ({made}, {record.data.get('n_train')} training faces from "
+            f"{record.data.get('source')}) than the data at hand ({fingerprint}, {n_train} training faces): it is not "
+            f"reused. Move that folder away to train on this data, or set ${RESULTS_ENV} to a results folder for it"
+        )
+
+
 def get_run(
     cfg: RunConfig,
     train: bool = True,
@@ -252,7 +271,8 @@ def get_run(
     progress: bool | None = None,
 ) -> RunRecord | None:
     """The finished run of ``cfg``: read from its record if it exists, else trained now (``train=True``,
-    resuming from its last checkpoint) or None (``train=False``). Bad configs raise ConfigError first.
+    resuming from its last checkpoint) or None (``train=False``). Bad configs raise ConfigError first;
+    so does a record trained on other data than the data at hand (see :func:`check_data`).
 
     Under ``torchrun --nproc_per_node N`` every process calls this; they train together with DDP
     and rank 0 writes the record.
@@ -263,6 +283,7 @@ def get_run(
     if record is not None:
         if record.config != cfg:
             raise RuntimeError(f"{run_dir} holds a different config than {cfg}: hash collision or edited record")
+        check_data(record)
         return record
     if not train:
         return None
@@ -305,6 +326,21 @@ def list_runs(root: str | os.PathLike | None = None, **match: Any) -> Iterator[R
             yield record
 
 
+def load_checkpoint(path: Path, run_id: str) -> dict[str, Any]:
+    """A run's checkpoint, read with ``weights_only=True`` (a crafted pickle cannot run code); refused
+    when it names another run."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ConfigError(f"{path} is not a loadable checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+                          "delete it and rebuild it with fer_lib.engine.rebuild_weights(run)") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise ConfigError(f"{path} holds no model weights; delete it and rebuild it with fer_lib.engine.rebuild_weights(run)")
+    if state.get("id", run_id) != run_id:
+        raise ConfigError(f"{path} belongs to run {state.get('id')!r}, not {run_id}: refusing to load it")
+    return state
+
+
 def load_model(run: RunRecord, which: str = "best_val", device: str | torch.device = "cpu") -> tuple[nn.Module, InputSpec]:
     """The run's model in eval mode from ``checkpoints/<which>.pt`` (``best_val``, falling back to
     ``last`` when the dataset has no validation split), and its InputSpec."""
@@ -317,7 +353,7 @@ def load_model(run: RunRecord, which: str = "best_val", device: str | torch.devi
             f"fer_lib.engine.rebuild_weights(run), which retrains the run and checks it ends with the recorded metrics"
         )
     model = build_model(run.config.model, run.num_classes, image_size=run.plan["image_size"], **run.config.model_options)
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = load_checkpoint(path, run.id)
     model.load_state_dict(state["model"])
     return model.to(device).eval(), model.input_spec
 

@@ -9,6 +9,7 @@ resumed after a kill ends exactly where an uninterrupted one does on CPU.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ from fer_lib.engine import distributed as D
 from fer_lib.engine.config import RunConfig
 from fer_lib.engine.evaluate import classification_metrics, predict_indices, select_epochs
 from fer_lib.engine.inputs import load_data, make_augment
-from fer_lib.engine.recipes import ConfigError, Plan
+from fer_lib.engine.recipes import EXPONENTIAL_GAMMA, ConfigError, Plan
 from fer_lib.engine.runs import (
     CHECKPOINTS,
     atomic_save,
@@ -82,7 +83,7 @@ def build_all(cfg: RunConfig, plan: Plan, data: FaceData, counts: torch.Tensor) 
     seed_everything(cfg.seed)
     try:
         model = build_model(cfg.model, data.num_classes, image_size=plan.image_size, **cfg.model_options)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise ConfigError(f"model {cfg.model!r} rejects model_options {cfg.model_options}: {err}") from err
     model.eval()
     with torch.no_grad():
@@ -90,15 +91,74 @@ def build_all(cfg: RunConfig, plan: Plan, data: FaceData, counts: torch.Tensor) 
     model.train()
     try:
         criterion = build_criterion(model.criterion, counts, data.num_classes, feat_dim, **cfg.loss_options)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise ConfigError(f"criterion {model.criterion!r} rejects loss_options {cfg.loss_options}: {err}") from err
     return model, criterion
 
 
-def make_optimizer(plan: Plan, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+PROBE_EVERY = 50  # steps between measurements of the gradient each loss term sends into the network
+
+
+def make_optimizer(plan: Plan, model: nn.Module, criterion: nn.Module) -> torch.optim.Optimizer:
+    """The plan's optimiser. AdamW decays only the model's weight matrices and kernels (not norms,
+    biases, positional embeddings or the criterion's class centres), as is usual for it."""
+    params = [*model.parameters(), *criterion.parameters()]
     if plan.optimizer == "adam":
         return torch.optim.Adam(params, lr=plan.lr, weight_decay=plan.weight_decay)
+    if plan.optimizer == "adamw":
+        decay = [p for p in model.parameters() if p.ndim > 1]
+        ids = {id(p) for p in decay}
+        rest = [p for p in params if id(p) not in ids]
+        groups = [{"params": decay, "weight_decay": plan.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+        return torch.optim.AdamW(groups, lr=plan.lr)
     return torch.optim.SGD(params, lr=plan.lr, momentum=plan.momentum, weight_decay=plan.weight_decay)
+
+
+def lr_at(plan: Plan, epoch: int, step: int, steps_per_epoch: int) -> float:
+    """The learning rate of one step, a function of its position alone (so a resumed run needs no scheduler state).
+
+    ``none``: constant (Table 2). ``exponential``: lr * 0.6^epoch (DAN, DDAMFN). ``cosine``: linear
+    warm-up over ``warmup_epochs``, then half a cosine down to zero at the last step.
+    """
+    if plan.schedule == "none":
+        return plan.lr
+    if plan.schedule == "exponential":
+        return plan.lr * EXPONENTIAL_GAMMA**epoch
+    t = epoch * steps_per_epoch + step
+    warm = plan.warmup_epochs * steps_per_epoch
+    if t < warm:
+        return plan.lr * (t + 1) / warm
+    total = plan.epochs * steps_per_epoch - warm
+    return 0.5 * plan.lr * (1 + math.cos(math.pi * (t - warm) / max(1, total)))
+
+
+def cpu_supports_bf16() -> bool:
+    """True where the CPU has native bfloat16 (avx512_bf16 or AMX), so autocast to it pays."""
+    check = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
+    try:
+        if check is not None:
+            return bool(check())
+    except RuntimeError:
+        pass
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(requested: str, device: torch.device) -> tuple[str, str | None]:
+    """(precision used, note or None) for a plan's ``precision`` on ``device``.
+
+    ``auto`` is bf16 autocast (with channels_last) on CUDA and on CPUs with native bfloat16, fp32 elsewhere."""
+    if requested == "fp32":
+        return "fp32", None
+    native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_supports_bf16()
+    if native:
+        return "bf16", None
+    if requested == "bf16":
+        return "bf16", f"bf16 asked for, but {device.type} has no native bfloat16: emulated, slower than fp32"
+    return "fp32", f"precision auto: {device.type} has no native bfloat16, training in fp32"
 
 
 def prepare(cfg: RunConfig, ctx: D.Context, data: FaceData | None = None) -> dict[str, Any]:
@@ -120,7 +180,8 @@ def prepare(cfg: RunConfig, ctx: D.Context, data: FaceData | None = None) -> dic
     return {"plan": plan, "data": data, "loader": loader_name, "train_idx": train_idx, "counts": counts, "model": model, "criterion": criterion}
 
 
-def _evaluate(model: nn.Module, data: FaceData, images: torch.Tensor, plan: Plan, ctx: D.Context, spec: Any) -> dict[str, Any]:
+def _evaluate(model: nn.Module, data: FaceData, images: torch.Tensor, plan: Plan, ctx: D.Context, spec: Any,
+              bf16: bool) -> dict[str, Any]:
     """val and test metrics (None for an empty split); each rank predicts its share, rank 0 scores."""
     out: dict[str, Any] = {}
     for split in ("val", "test"):
@@ -129,13 +190,67 @@ def _evaluate(model: nn.Module, data: FaceData, images: torch.Tensor, plan: Plan
             out[split] = None
             continue
         mine = idx[ctx.rank :: ctx.world]
-        res = predict_indices(model, data, mine, spec, plan.eval_batch_size, ctx.device, keep=("logits",), images=images)
+        res = predict_indices(model, data, mine, spec, plan.eval_batch_size, ctx.device, keep=("logits",), images=images, bf16=bf16)
         preds = res["logits"].argmax(1) if len(mine) else np.zeros(0, dtype=np.int64)
         parts = D.gather_objects(ctx, (res["indices"], preds))
         rows = np.concatenate([p[0] for p in parts])
         pred = np.concatenate([p[1] for p in parts])
         out[split] = classification_metrics(data.labels.numpy()[rows], pred, data.num_classes) if ctx.is_main else None
     return out
+
+
+def _open_record(cfg: RunConfig, run_dir: Path, parts: dict[str, Any]) -> dict[str, Any]:
+    """Write config.json (refusing a folder that holds another config or other data); return the old env.json."""
+    plan, data = parts["plan"], parts["data"]
+    meta = {
+        "id": cfg.id,
+        "config": cfg.to_dict(),
+        "plan": plan.to_dict(),
+        "data": {
+            "name": data.name,
+            "classes": list(data.classes),
+            "synthetic": bool(data.synthetic),
+            "source": data.source,
+            "fingerprint": data.fingerprint,
+            "loader": parts["loader"],
+            "n_train_used": len(parts["train_idx"]),
+            **{f"n_{s}": int(len(data.indices(s))) for s in ("train", "val", "test")},
+            "train_class_counts": parts["counts"].tolist(),
+        },
+    }
+    if (run_dir / "config.json").exists():
+        old = read_json(run_dir / "config.json")
+        if old["config"] != meta["config"]:
+            raise RuntimeError(f"{run_dir} holds another config: refusing to overwrite it")
+        if old["data"].get("fingerprint") != data.fingerprint:
+            raise ConfigError(
+                f"{run_dir} was started on other data (fingerprint {old['data'].get('fingerprint') or 'not recorded'}, "
+                f"{old['data'].get('n_train')} training faces) than the data at hand ({data.fingerprint}, "
+                f"{meta['data']['n_train']}); move that folder away to train on this data"
+            )
+    (run_dir / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run_dir / "config.json", meta)
+    return read_json(run_dir / "env.json") if (run_dir / "env.json").exists() else {}
+
+
+def _resume(cfg: RunConfig, last: Path, device: torch.device, model: nn.Module, criterion: nn.Module,
+            optimizer: torch.optim.Optimizer) -> tuple[list[dict[str, Any]], int]:
+    """Load ``last.pt`` (weights only: no pickled code runs) into the run; returns (history, epochs done)."""
+    try:
+        state = torch.load(last, map_location=device, weights_only=True)
+    except Exception as err:  # truncated, foreign or pickled-code files alike
+        raise ConfigError(f"{last} cannot be resumed ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+                          f"delete it to train the run from its start") from None
+    if state.get("id") != cfg.id:
+        raise ConfigError(f"{last} belongs to run {state.get('id')!r}, not {cfg.id}: refusing to resume it; delete it to train from the start")
+    if "optimizer" not in state:  # dropped only once metrics.json was written
+        raise ConfigError(f"{last} is a finished run's checkpoint but {last.parent.parent / 'metrics.json'} is missing: "
+                          f"restore metrics.json, or delete the run folder to train it again")
+    model.load_state_dict(state["model"])
+    criterion.load_state_dict(state["criterion"])
+    optimizer.load_state_dict(state["optimizer"])
+    _set_rng(state["rng"])
+    return [json_loads(line) for line in state["history"]], int(state["epoch"])
 
 
 def train_run(
@@ -162,13 +277,15 @@ def train_run(
     show = (progress if progress is not None else True) and ctx.is_main
     say = (log or tqdm.write) if ctx.is_main else (lambda msg: None)
 
+    precision, precision_note = resolve_precision(plan.precision, ctx.device)
+    bf16 = precision == "bf16"
     cuda = ctx.device.type == "cuda"
     model.to(ctx.device)
     criterion.to(ctx.device)
-    if cuda:
+    if bf16:
         model.to(memory_format=torch.channels_last)
     step = TrainStep(model, criterion)
-    optimizer = make_optimizer(plan, [*model.parameters(), *criterion.parameters()])
+    optimizer = make_optimizer(plan, model, criterion)
     if ctx.distributed:
         step = nn.parallel.DistributedDataParallel(
             step, device_ids=[ctx.device.index] if cuda else None, find_unused_parameters=True
@@ -176,42 +293,15 @@ def train_run(
 
     history: list[dict[str, Any]] = []
     start = 0
-    env: dict[str, Any] = {}
-    if ctx.is_main:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        meta = {
-            "id": cfg.id,
-            "config": cfg.to_dict(),
-            "plan": plan.to_dict(),
-            "data": {
-                "name": data.name,
-                "classes": list(data.classes),
-                "synthetic": bool(data.synthetic),
-                "source": data.source,
-                "loader": parts["loader"],
-                "n_train_used": len(parts["train_idx"]),
-                **{f"n_{s}": int(len(data.indices(s))) for s in ("train", "val", "test")},
-                "train_class_counts": parts["counts"].tolist(),
-            },
-        }
-        if (run_dir / "config.json").exists() and read_json(run_dir / "config.json")["config"] != meta["config"]:
-            raise RuntimeError(f"{run_dir} holds another config: refusing to overwrite it")
-        atomic_write_json(run_dir / "config.json", meta)
-        env = read_json(run_dir / "env.json") if (run_dir / "env.json").exists() else {}
+    env: dict[str, Any] = _open_record(cfg, run_dir, parts) if ctx.is_main else {}
     D.barrier(ctx)
     last = ckpt_dir / "last.pt"
     if last.exists():
-        state = torch.load(last, map_location=ctx.device, weights_only=False)
-        model.load_state_dict(state["model"])
-        criterion.load_state_dict(state["criterion"])
-        if "optimizer" not in state:  # dropped only once metrics.json was written
-            raise RuntimeError(f"{last} is a finished run's checkpoint but {run_dir / 'metrics.json'} is missing")
-        optimizer.load_state_dict(state["optimizer"])
-        _set_rng(state["rng"])
-        history, start = state["history"], state["epoch"]
+        history, start = _resume(cfg, last, ctx.device, model, criterion, optimizer)
         say(f"[{cfg.id}] resuming after epoch {start}")
     if ctx.is_main:
         env = {**environment(ctx, plan), "resumed_after_epochs": env.get("resumed_after_epochs", []) + ([start] if start else [])}
+        env.update(precision=precision, amp="bfloat16" if bf16 else None, channels_last=bf16, precision_note=precision_note)
         env["augment"] = make_augment(model.input_spec, True, plan.augment)[1]
         atomic_write_json(run_dir / "env.json", env)
         atomic_write_text(run_dir / "history.jsonl", "".join(json_safe_line(r) for r in history))
@@ -223,63 +313,18 @@ def train_run(
     per_rank = plan.batch_size // ctx.world
     best_val = max((r["val"]["accuracy"] for r in history if r.get("val")), default=-1.0)
     end = plan.epochs if stop_after_epochs is None else min(plan.epochs, stop_after_epochs)
+    loop = {"step": step, "optimizer": optimizer, "augment": augment, "images": images, "labels": labels,
+            "train_idx": train_idx, "per_rank": per_rank, "bf16": bf16, "show": show}
 
     for epoch in range(start, end):
-        # The randomness of epoch e depends only on (seed, e): resume replays it exactly.
-        order = train_idx[torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(_mix(cfg.seed, epoch))).to(ctx.device)]
-        seed_everything(_mix(cfg.seed, epoch, ctx.rank + 1))
-        batches = [b for b in D.shard(order, ctx).split(per_rank) if len(b) > 1]  # BatchNorm needs 2 faces
-        step.train()
-        sums: dict[str, torch.Tensor] = {}
-        correct = torch.zeros((), device=ctx.device)
-        seen = 0
-        if cuda:
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        bar = tqdm(total=sum(len(b) for b in batches) * ctx.world, unit="img", unit_scale=True, leave=False,
-                   desc=f"{cfg.id} {epoch + 1}/{plan.epochs}", disable=not show, mininterval=1.0)
-        for i, batch in enumerate(batches):
-            x = augment(images[batch])
-            y = labels[batch]
-            if cuda:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=cuda):
-                total, logits, loss_parts = step(x, y)
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            optimizer.step()
-            n = len(batch)
-            for key, value in {"loss": total.detach(), **loss_parts}.items():
-                value = value.detach().float().to(ctx.device) * n
-                sums[key] = sums[key] + value if key in sums else value
-            correct += (logits.argmax(1) == y).sum()
-            seen += n
-            bar.update(n * ctx.world)
-            if show and i % 20 == 0:
-                bar.set_postfix(loss=f"{float(total.detach()):.3f}", refresh=False)
-        bar.close()
-        if cuda:
-            torch.cuda.synchronize()
-        train_seconds = time.perf_counter() - t0
-        keys = sorted(sums)
-        packed = torch.stack([sums[k] for k in keys] + [correct.float(), torch.tensor(float(seen), device=ctx.device)])
-        packed = D.all_sum(ctx, packed).cpu()
-        seen_all = float(packed[-1])
+        row = _one_epoch(cfg, plan, ctx, epoch, loop)
         t1 = time.perf_counter()
-        scores = _evaluate(model, data, images, plan, ctx, model.input_spec)
-        eval_seconds = time.perf_counter() - t1
-
+        scores = _evaluate(model, data, images, plan, ctx, model.input_spec, bf16)
+        row["eval_seconds"] = time.perf_counter() - t1
         if ctx.is_main:
-            row: dict[str, Any] = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
-            for k, v in zip(keys, packed[: len(keys)].tolist()):
-                row["loss" if k == "loss" else f"loss_{k}"] = v / seen_all
             row.update(
-                train_accuracy=float(packed[-2]) / seen_all,
                 val_accuracy=scores["val"]["accuracy"] if scores["val"] else None,
                 test_accuracy=scores["test"]["accuracy"] if scores["test"] else None,
-                seconds=train_seconds,
-                eval_seconds=eval_seconds,
-                images_per_s=seen_all / train_seconds,
                 val=scores["val"],
                 test=scores["test"],
             )
@@ -292,7 +337,8 @@ def train_run(
             )
             if scores["val"] and scores["val"]["accuracy"] > best_val:
                 best_val = scores["val"]["accuracy"]
-                atomic_save({"model": model.state_dict(), "criterion": criterion.state_dict(), "epoch": epoch + 1}, ckpt_dir / "best_val.pt")
+                atomic_save({"id": cfg.id, "model": model.state_dict(), "criterion": criterion.state_dict(), "epoch": epoch + 1},
+                            ckpt_dir / "best_val.pt")
             atomic_save(
                 {
                     "id": cfg.id,
@@ -300,7 +346,7 @@ def train_run(
                     "model": model.state_dict(),
                     "criterion": criterion.state_dict(),
                     "optimizer": optimizer.state_dict(),
-                    "history": history,
+                    "history": [json_safe_line(r) for r in history],
                     "rng": _get_rng(),
                 },
                 last,
@@ -311,19 +357,93 @@ def train_run(
             epoch_hook(epoch + 1)
 
     if ctx.is_main and len(history) >= plan.epochs:
-        metrics = select_epochs(history)
-        metrics["epochs_trained"] = len(history)
-        metrics["timing"] = {
-            "train_seconds": sum(r["seconds"] for r in history),
-            "eval_seconds": sum(r["eval_seconds"] for r in history),
-            "images_per_s_mean": float(np.mean([r["images_per_s"] for r in history])),
-        }
-        env["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        atomic_write_json(run_dir / "env.json", env)
-        atomic_write_json(run_dir / "metrics.json", json_safe(metrics))  # written last: the run is finished
-        # The finished run needs no optimiser state: keep the weights only.
-        atomic_save({"id": cfg.id, "epoch": len(history), "model": model.state_dict(), "criterion": criterion.state_dict()}, last)
+        _finish(cfg, run_dir, history, env, model, criterion)
     D.barrier(ctx)
+
+
+def _one_epoch(cfg: RunConfig, plan: Plan, ctx: D.Context, epoch: int, loop: dict[str, Any]) -> dict[str, Any]:
+    """Train one epoch; returns its history row (losses, train accuracy, lr, speed, loss-term gradients)."""
+    step, optimizer, augment, images, labels = loop["step"], loop["optimizer"], loop["augment"], loop["images"], loop["labels"]
+    train_idx, bf16, cuda = loop["train_idx"], loop["bf16"], ctx.device.type == "cuda"
+    criterion = step.module.criterion if isinstance(step, nn.parallel.DistributedDataParallel) else step.criterion
+    # The randomness of epoch e depends only on (seed, e): resume replays it exactly.
+    order = train_idx[torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(_mix(cfg.seed, epoch))).to(ctx.device)]
+    seed_everything(_mix(cfg.seed, epoch, ctx.rank + 1))
+    batches = [b for b in D.shard(order, ctx).split(loop["per_rank"]) if len(b) > 1]  # BatchNorm needs 2 faces
+    step.train()
+    sums: dict[str, torch.Tensor] = {}
+    probes: dict[str, list[float]] = {}
+    correct = torch.zeros((), device=ctx.device)
+    seen = 0
+    if cuda:
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    bar = tqdm(total=sum(len(b) for b in batches) * ctx.world, unit="img", unit_scale=True, leave=False,
+               desc=f"{cfg.id} {epoch + 1}/{plan.epochs}", disable=not loop["show"], mininterval=1.0)
+    lr = plan.lr
+    for i, batch in enumerate(batches):
+        lr = lr_at(plan, epoch, i, len(batches))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x = augment(images[batch])
+        y = labels[batch]
+        if bf16:
+            x = x.contiguous(memory_format=torch.channels_last)
+        probe = i % PROBE_EVERY == 0 and hasattr(criterion, "probe_grads")
+        if probe:
+            criterion.probe_grads = True
+        with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=bf16):
+            total, logits, loss_parts = step(x, y)
+        if probe:
+            criterion.probe_grads = False
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+        n = len(batch)
+        for key, value in {"loss": total.detach(), **loss_parts}.items():
+            if key.startswith("grad_"):
+                probes.setdefault(key, []).append(float(value))
+                continue
+            value = value.detach().float().to(ctx.device) * n
+            sums[key] = sums[key] + value if key in sums else value
+        correct += (logits.argmax(1) == y).sum()
+        seen += n
+        bar.update(n * ctx.world)
+        if loop["show"] and i % 20 == 0:
+            bar.set_postfix(loss=f"{float(total.detach()):.3f}", lr=f"{lr:.2e}", refresh=False)
+    bar.close()
+    if cuda:
+        torch.cuda.synchronize()
+    train_seconds = time.perf_counter() - t0
+    keys = sorted(sums)
+    packed = torch.stack([sums[k] for k in keys] + [correct.float(), torch.tensor(float(seen), device=ctx.device)])
+    packed = D.all_sum(ctx, packed).cpu()
+    seen_all = float(packed[-1])
+    row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr}
+    for k, v in zip(keys, packed[: len(keys)].tolist()):
+        row["loss" if k == "loss" else f"loss_{k}"] = v / seen_all
+    # Mean over the probed steps (every PROBE_EVERY-th) of the gradient norm each term sends into x_F'.
+    row.update({k: float(np.mean(v)) for k, v in sorted(probes.items())})
+    row.update(train_accuracy=float(packed[-2]) / seen_all, seconds=train_seconds, images_per_s=seen_all / train_seconds)
+    return row
+
+
+def _finish(cfg: RunConfig, run_dir: Path, history: list[dict[str, Any]], env: dict[str, Any], model: nn.Module,
+            criterion: nn.Module) -> None:
+    """Write metrics.json (last: the run is then finished) and keep only the weights in last.pt."""
+    metrics = select_epochs(history)
+    metrics["epochs_trained"] = len(history)
+    metrics["timing"] = {
+        "train_seconds": sum(r["seconds"] for r in history),
+        "eval_seconds": sum(r["eval_seconds"] for r in history),
+        "images_per_s_mean": float(np.mean([r["images_per_s"] for r in history])),
+    }
+    env["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    atomic_write_json(run_dir / "env.json", env)
+    atomic_write_json(run_dir / "metrics.json", json_safe(metrics))
+    # The finished run needs no optimiser state: keep the weights only.
+    atomic_save({"id": cfg.id, "epoch": len(history), "model": model.state_dict(), "criterion": criterion.state_dict()},
+                run_dir / CHECKPOINTS / "last.pt")
 
 
 def json_safe_line(row: dict[str, Any]) -> str:
@@ -332,8 +452,21 @@ def json_safe_line(row: dict[str, Any]) -> str:
     return canonical_json(json_safe(row)) + "\n"
 
 
+def json_loads(line: str) -> dict[str, Any]:
+    import json
+
+    return json.loads(line)
+
+
 def _get_rng() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """RNG states as tensors and plain tuples: loadable with ``weights_only=True``."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "python": random.getstate(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -341,7 +474,9 @@ def _get_rng() -> dict[str, Any]:
 
 def _set_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"].cpu())
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])

@@ -61,11 +61,16 @@ def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[.
 
 
 def build_model(name: str, num_classes: int, **options) -> nn.Module:
-    """Build a registered model by name, e.g. ``build_model("daf_mhsca", 7, num_heads=4)``."""
+    """Build a registered model by name, e.g. ``build_model("daf_mhsca", 7, num_heads=4)``.
+
+    Its plain convolutions compute tiny CPU maps as unfold + matmul (same function, faster; see
+    :mod:`fer_lib.models.layers`)."""
+    from fer_lib.models.layers import use_small_map_convs
+
     _import_all()
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
-    return MODELS[name](num_classes=num_classes, **options)
+    return use_small_map_convs(MODELS[name](num_classes=num_classes, **options))
 
 
 def available_models() -> list[str]:

@@ -1,0 +1,107 @@
+"""The cpu study: every run the cpu report needs, trained most-informative first, resumable.
+
+    .venv/bin/python scripts/cpu_study.py --list              # the queue, with each run's state
+    nohup .venv/bin/python scripts/cpu_study.py --threads 1 > study-0.log 2>&1 &   # a worker
+    nohup .venv/bin/python scripts/cpu_study.py --threads 1 > study-1.log 2>&1 &   # a second one
+
+The queue is the cpu report's own plan (``fer_lib.report.planned_configs``), ordered so that the first
+records answer the most: seed 0 of DAF-MHSCA and of its ResNet18 control on each dataset, then their
+seeds 1-2 and Table 4 on FER2013, then the rest. A worker takes the first run that is neither finished
+nor being trained by another worker (each run has a lock), so several workers share one queue; a
+killed worker's run resumes at its last epoch. On 2 cores two 1-thread workers train about 1.5x as
+many images per second as one 2-thread worker (docs/engine.md). Records land in results/runs/<id>/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from fer_lib import paper, report  # noqa: E402
+from fer_lib.engine import get_run, runs_dir  # noqa: E402
+from fer_lib.engine.runs import CHECKPOINTS, load_record  # noqa: E402
+
+DATASETS = ("fer2013", "ferplus")
+
+
+def priority(cfg) -> tuple:
+    """Sort key: lower trains first."""
+    opts, loss = cfg.model_options, cfg.loss_options
+    full = cfg.model == "daf_mhsca" and not opts and not loss
+    control = cfg.model == "daf_mhsca" and opts == paper.CONTROL_OPTIONS and not loss
+    ablation = cfg.model == "daf_mhsca" and opts in list(paper.ABLATION_OPTIONS.values()) and not loss
+    ds = DATASETS.index(cfg.dataset) if cfg.dataset in DATASETS else len(DATASETS)
+    if (full or control) and cfg.seed == 0:
+        tier = 0  # the headline and its control, each dataset
+    elif (full or control) and cfg.dataset == "fer2013":
+        tier = 1  # their seeds 1-2 on FER2013
+    elif ablation and cfg.dataset == "fer2013":
+        tier = 2 + cfg.seed  # Table 4 on FER2013, one seed at a time
+    elif full or control:
+        tier = 5  # seeds 1-2 on FERPlus
+    elif cfg.model != "daf_mhsca" and cfg.seed == 0:
+        tier = 6  # DAN and DDAMFN
+    elif cfg.seed == 0 and not ablation:
+        tier = 7  # Table 5, Figure 8, the readings
+    else:
+        tier = 8  # Table 4 on FERPlus, other baseline seeds
+    return (tier, cfg.seed, ds, 0 if full else 1 if control else 2)
+
+
+def queue() -> list:
+    return sorted(report.planned_configs("cpu", list(DATASETS)), key=priority)
+
+
+def claim(cfg) -> bool:
+    """True when no other worker holds the run's lock right now."""
+    lock = runs_dir() / cfg.id / CHECKPOINTS / ".lock"
+    if not lock.exists():
+        return True
+    with open(lock, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return True
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--list", action="store_true", help="print the queue and each run's state; train nothing")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads of this worker (default: all cores)")
+    parser.add_argument("--max-runs", type=int, default=None, help="stop after training this many runs")
+    args = parser.parse_args()
+    runs = queue()
+    if args.list:
+        for i, cfg in enumerate(runs):
+            state = "done" if load_record(runs_dir() / cfg.id) else "in progress" if not claim(cfg) else "todo"
+            print(f"{i:3d} tier {priority(cfg)[0]}  {state:11s} {cfg.id}  {cfg.model} {cfg.model_options or ''}"
+                  f"{cfg.loss_options or ''} seed {cfg.seed}")
+        return 0
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    trained = 0
+    for cfg in runs:
+        if load_record(runs_dir() / cfg.id) is not None or not claim(cfg):
+            continue
+        t0 = time.time()
+        print(f"[study] {cfg.id} ({cfg.model} {cfg.model_options} {cfg.loss_options} seed {cfg.seed})", flush=True)
+        run = get_run(cfg, progress=False)
+        print(f"[study] {cfg.id} done in {(time.time() - t0) / 60:.1f} min: test "
+              f"{run.metrics['best_val']['test']['accuracy']:.4f} (epoch chosen on val)", flush=True)
+        trained += 1
+        if args.max_runs is not None and trained >= args.max_runs:
+            break
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
