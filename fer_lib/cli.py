@@ -1,7 +1,8 @@
-"""Command line: ``python -m fer_lib <command> ...``; ``python -m fer_lib <command> --help`` for details.
+"""Command line: ``python -m fer_lib [--debug] <command> ...``; ``python -m fer_lib <command> --help`` for details.
 
-Commands register themselves with :func:`subcommand`; a module that defines more of them is
-listed in :data:`COMMAND_MODULES` and imported when the parser is built.
+Commands register themselves with :func:`fer_lib.commands.subcommand`; a module that defines more
+of them is listed in :data:`COMMAND_MODULES` and imported when the parser is built. A user error
+prints one line ``error: ...`` and exits with status 2 (``--debug`` shows its traceback).
 """
 
 from __future__ import annotations
@@ -10,32 +11,15 @@ import argparse
 import importlib
 import json
 import sys
-from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, NoReturn, Sequence
 
-Handler = Callable[[argparse.Namespace], int]
+from fer_lib.commands import CHECKPOINT_CHOICES, SUBCOMMANDS, Handler, check_device, subcommand
 
-
-@dataclass(frozen=True)
-class Subcommand:
-    name: str
-    help: str
-    configure: Callable[[argparse.ArgumentParser], Handler]
-
-
-SUBCOMMANDS: dict[str, Subcommand] = {}
 # Modules defining further subcommands with @subcommand (imported lazily, in this order).
 COMMAND_MODULES: list[str] = ["fer_lib.predict"]
+INTERRUPTED = 130  # the shell's status for a process stopped by Ctrl-C (128 + SIGINT)
 
-
-def subcommand(name: str, help: str) -> Callable[[Callable[[argparse.ArgumentParser], Handler]], Callable[[argparse.ArgumentParser], Handler]]:
-    """Register ``configure(parser) -> handler``: it adds its arguments and returns ``handler(args) -> exit code``."""
-
-    def wrap(configure: Callable[[argparse.ArgumentParser], Handler]) -> Callable[[argparse.ArgumentParser], Handler]:
-        SUBCOMMANDS[name] = Subcommand(name, help, configure)
-        return configure
-
-    return wrap
+__all__ = ["COMMAND_MODULES", "SUBCOMMANDS", "build_parser", "main", "subcommand"]
 
 
 # ---------------------------------------------------------------- shared arguments
@@ -53,7 +37,9 @@ def _pairs(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items or []:
         if "=" not in item:
-            raise SystemExit(f"error: {flag} expects KEY=VALUE, not {item!r}")
+            from fer_lib.engine import ConfigError
+
+            raise ConfigError(f"{flag} expects KEY=VALUE, not {item!r}")
         key, value = item.split("=", 1)
         out[key.strip()] = _value(value)
     return out
@@ -76,9 +62,13 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def configs_from_args(args: argparse.Namespace) -> list[Any]:
-    """One RunConfig per seed given on the command line."""
-    from fer_lib.engine import RunConfig
+    """One RunConfig per seed given on the command line (each seed once)."""
+    from fer_lib.engine import ConfigError, RunConfig
 
+    twice = sorted({s for s in args.seed if args.seed.count(s) > 1})
+    if twice:
+        raise ConfigError(f"--seed lists {', '.join(map(str, twice))} more than once; give each seed once "
+                          f"(repeated seeds are one run, and their spread would read 0)")
     return [
         RunConfig(
             dataset=args.dataset,
@@ -131,6 +121,7 @@ def _train(parser: argparse.ArgumentParser) -> Handler:
         configs = configs_from_args(args)
         for cfg in configs:
             validate(cfg)
+        check_device(args.device)
         if args.threads is not None:
             import torch
 
@@ -167,22 +158,16 @@ def _eval(parser: argparse.ArgumentParser) -> Handler:
     add_config_arguments(parser)
     parser.add_argument("--run", default=None, help="a run id or folder (instead of the configuration flags)")
     parser.add_argument("--recompute", action="store_true", help="load the checkpoint and evaluate val and test again")
-    parser.add_argument("--which", default="best_val", help="checkpoint for --recompute: best_val or last")
+    parser.add_argument("--which", default="best_val", choices=CHECKPOINT_CHOICES, help="checkpoint for --recompute: best_val or last")
     parser.add_argument("--json", action="store_true", help="print metrics as JSON")
 
     def run(args: argparse.Namespace) -> int:
-        from pathlib import Path
-
-        from fer_lib.engine import aggregate_seeds, classification_metrics, get_run, load_model, load_record, predict, runs_dir
+        from fer_lib.engine import ConfigError, aggregate_seeds, classification_metrics, get_run, load_model, predict
         from fer_lib.engine.inputs import load_data
         from fer_lib.engine.runs import validate
 
         if args.run:
-            path = Path(args.run) if Path(args.run).is_dir() else runs_dir(args.results) / args.run
-            runs = [load_record(path)]
-            if runs[0] is None:
-                print(f"error: no finished run in {path}", file=sys.stderr)
-                return 1
+            runs = [_recorded_run(args.run, args.results)]
         else:
             configs = configs_from_args(args)
             for cfg in configs:
@@ -190,8 +175,7 @@ def _eval(parser: argparse.ArgumentParser) -> Handler:
             runs = [get_run(cfg, train=False, root=args.results) for cfg in configs]
             missing = [cfg.id for cfg, r in zip(configs, runs) if r is None]
             if missing:
-                print(f"error: not trained yet: {missing} (use `python -m fer_lib train` with the same flags)", file=sys.stderr)
-                return 1
+                raise ConfigError(f"not trained yet: {missing} (use `python -m fer_lib train` with the same flags)")
         for record in runs:
             if args.recompute:
                 model, _ = load_model(record, which=args.which)
@@ -214,6 +198,24 @@ def _eval(parser: argparse.ArgumentParser) -> Handler:
     return run
 
 
+def _recorded_run(run: str, results: str | None) -> Any:
+    """The finished record of ``--run`` (an id or a folder); ConfigError saying why there is none."""
+    from pathlib import Path
+
+    from fer_lib.engine import ConfigError, RunConfig, get_run, load_record, runs_dir
+
+    path = Path(run) if Path(run).is_dir() else runs_dir(results) / run
+    record = load_record(path)
+    if record is not None:
+        return record
+    if (path / "config.json").is_file() and path.parent.name == "runs":
+        # get_run says whether the run is unfinished, or finished with its metrics.json lost
+        cfg = RunConfig.from_dict(json.loads((path / "config.json").read_text())["config"])
+        if cfg.id == path.name:
+            get_run(cfg, train=False, root=path.parent.parent)
+    raise ConfigError(f"no finished run in {path} (no metrics.json); list runs with `ls {runs_dir(results)}`")
+
+
 # ---------------------------------------------------------------- bench
 
 
@@ -227,8 +229,13 @@ def _bench(parser: argparse.ArgumentParser) -> Handler:
     parser.add_argument("--device", default=None)
 
     def run(args: argparse.Namespace) -> int:
+        from fer_lib.engine import ConfigError
         from fer_lib.engine.bench import bench_engine
+        from fer_lib.models import available_models
 
+        if args.model not in available_models():
+            raise ConfigError(f"unknown model {args.model!r}; choose one of {available_models()}")
+        check_device(args.device)
         result = bench_engine(args.model, args.image_size, args.batch_size, args.steps, args.epochs, args.device)
         print(json.dumps(result, indent=1))
         return 0
@@ -239,24 +246,54 @@ def _bench(parser: argparse.ArgumentParser) -> Handler:
 # ---------------------------------------------------------------- entry point
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors in the one-line form of every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     for module in COMMAND_MODULES:
         importlib.import_module(module)
-    parser = argparse.ArgumentParser(prog="python -m fer_lib", description="DAF-MHSCA reproduction: train, evaluate and benchmark runs.")
+    parser = _Parser(prog="python -m fer_lib", description="DAF-MHSCA reproduction: train, evaluate and benchmark runs.")
+    debug_help = "show the traceback of an error instead of its one-line message"
+    parser.add_argument("--debug", action="store_true", help=debug_help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=command.help, description=command.help)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
         p.set_defaults(handler=command.configure(p))
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` and run the command; bad configurations exit with status 2 and a one-line message."""
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean bad input (configuration, data, files, checkpoints), not a bug."""
+    from fer_lib.data import DatasetError
     from fer_lib.engine import ConfigError
+    from fer_lib.predict import PredictError
 
+    return ConfigError, DatasetError, PredictError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError
+
+
+def one_line(err: BaseException) -> str:
+    """An exception's message on one line (its own lines joined); an OSError as ``path: reason``."""
+    if isinstance(err, OSError) and err.strerror:
+        return f"{err.filename}: {err.strerror}" if err.filename else err.strerror
+    return " ".join(part.strip() for part in str(err).splitlines() if part.strip()) or type(err).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the command. A user error prints ``error: ...`` on one line and returns 2
+    (``--debug``: its traceback instead); Ctrl-C prints one line and returns 130."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted; a run started again resumes from its last finished epoch", file=sys.stderr)
+        return INTERRUPTED
+    except user_errors() as err:
+        if args.debug:
+            raise
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 2

@@ -9,11 +9,12 @@
 - :func:`explain_faces` / :func:`region_table`: all of the above over a set of faces;
 - :func:`walkthrough`: one face through ResNet18, AFC, DAF and MHSCA step by step, each step tied
   to its equation of the paper (the teaching notebook).
+
+The notebooks get their models from the report (:func:`fer_lib.report.results.load_runs`).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 from scipy.stats import spearmanr
 from torch import nn
 
+from fer_lib.engine.inputs import model_input
 from fer_lib.models import InputSpec, ModelOutput
 
 # Map kinds, in the order tables show them.
@@ -32,15 +34,6 @@ ATTRIBUTION_KINDS = ("integrated gradients", "grad-cam")
 
 
 # ---------------------------------------------------------------- inputs
-
-
-def to_input(images: torch.Tensor, spec: InputSpec) -> torch.Tensor:
-    """uint8 B x C x H x W -> the normalised float batch the model sees at evaluation (the engine's transform)."""
-    from fer_lib.engine.inputs import make_augment
-
-    transform, _ = make_augment(spec, train=False, params={})
-    with torch.no_grad():
-        return transform(images)
 
 
 def display_images(images: torch.Tensor, size: int) -> np.ndarray:
@@ -203,7 +196,7 @@ def explain_faces(model: nn.Module, images: torch.Tensor, spec: InputSpec, targe
     parts: dict[str, list[np.ndarray]] = {}
     probs, targets = [], []
     for start in range(0, len(images), batch_size):
-        x = to_input(images[start:start + batch_size], spec)
+        x = model_input(images[start:start + batch_size], spec)
         with torch.no_grad():
             out = model(x)
         p = out.logits.float().softmax(dim=1)
@@ -355,91 +348,3 @@ def steps_table(steps: Sequence[Step]) -> pd.DataFrame:
          "min": float(s.value.min()), "max": float(s.value.max())}
         for s in steps
     ])
-
-
-# ---------------------------------------------------------------- runs for the notebooks
-
-METHODS = {"DAF-MHSCA": "daf_mhsca", "DAN": "dan", "DDAMFN": "ddamfn"}
-
-
-@dataclass
-class LoadedRun:
-    """A model for the notebooks: trained (``record`` set), untrained (``untrained``) or absent (``model`` None, ``note`` says why)."""
-
-    label: str
-    model_name: str
-    model: nn.Module | None
-    spec: InputSpec | None
-    classes: tuple[str, ...]
-    record: Any = None
-    untrained: bool = False
-    note: str = ""
-
-
-def notebook_dataset(profile: str, datasets: Sequence[str] | None = None) -> tuple[str, Any]:
-    """The dataset the notebooks draw on (the report's choice for Figures 5-7: RAF-DB as in the paper,
-    else the first present of its preference list; the synthetic faces on smoke) and its FaceData."""
-    from fer_lib import report
-    from fer_lib.engine.inputs import load_data
-
-    name, why = report.figure_dataset(report.dataset_statuses(profile, datasets))
-    if name is None:
-        raise RuntimeError(f"no dataset to draw on: {why}")
-    plan = run_config("DAF-MHSCA", "daf_mhsca", name, profile, 0).plan
-    data, _ = load_data(plan.dataset, **plan.data_options)
-    return name, data
-
-
-def run_config(label: str, model: str, dataset: str, profile: str, seed: int) -> Any:
-    """The report's config of a method (DAN and DDAMFN with the profile's baseline overrides), so the
-    notebooks reuse its runs; any other model gets the report's plain config."""
-    from fer_lib import report
-
-    if report.paper.MODEL_OF_METHOD.get(label) == model:
-        return report.baseline_config(label, dataset, profile, seed)
-    return report.config(dataset, profile, seed, model=model)
-
-
-def _untrained(label: str, name: str, classes: tuple[str, ...], image_size: int, why: str) -> LoadedRun:
-    """A randomly initialised ``name`` standing in for a run that has no weights here, labelled UNTRAINED."""
-    from fer_lib.models import build_model
-
-    model = build_model(name, len(classes), image_size=image_size).eval()
-    return LoadedRun(label, name, model, model.input_spec, classes, untrained=True, note=f"UNTRAINED: random weights {why}")
-
-
-def load_runs(profile: str, dataset: str, seed: int = 0, methods: dict[str, str] | None = None, train: bool = True,
-              device: str = "", data: Any = None, stand_in: bool = False) -> list[LoadedRun]:
-    """The report's run of each method on ``dataset`` (:func:`run_config`): read, trained if missing (``train``, off under --no-train),
-    or, with ``train=False``, a randomly initialised stand-in marked ``untrained``. A model that is not
-    registered, or whose run fails, comes back with ``model=None`` and the reason; so does a recorded run
-    whose checkpoint is missing under --no-train, unless ``stand_in`` asks for an untrained stand-in then."""
-    from fer_lib import report
-    from fer_lib.engine import ConfigError, get_run
-    from fer_lib.models import available_models
-
-    train = train and not os.environ.get(report.NO_TRAIN_ENV)
-    out = []
-    for label, name in (methods or METHODS).items():
-        cfg = run_config(label, name, dataset, profile, int(seed))
-        if name not in available_models():
-            out.append(LoadedRun(label, name, None, None, (), note=f"not run: model {name!r} is not in this version of fer_lib"))
-            continue
-        try:
-            record = get_run(cfg, train=train, device=device or None, progress=False)
-        except (ConfigError, RuntimeError) as err:
-            out.append(LoadedRun(label, name, None, None, (), note=f"not run: {err}"))
-            continue
-        classes = tuple(data.classes) if data is not None else tuple(f"class_{i}" for i in range(7))
-        if record is None:
-            out.append(_untrained(label, name, classes, cfg.plan.image_size, f"({cfg.id} is not trained and train=False)"))
-            continue
-        try:
-            model, spec = report.model_of(record)  # rebuilds a checkpoint missing in a fresh clone, unless --no-train
-        except FileNotFoundError:
-            missing = f"{record.id} has no checkpoint here (report built with --no-train)"
-            out.append(_untrained(label, name, classes, cfg.plan.image_size, f"stand in, because {missing}") if stand_in else
-                       LoadedRun(label, name, None, None, (), note=f"not shown: {missing}"))
-            continue
-        out.append(LoadedRun(label, name, model, spec, tuple(record.classes), record, note=record.caption()))
-    return out

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from fer_lib.explain import display_images, to_input, upsample
+from fer_lib.engine.inputs import model_input
+from fer_lib.explain import display_images, upsample
 from fer_lib.models import InputSpec
 
 STATIC_MARKER = "static-explorer"  # id of the HTML block that announces the static panels
@@ -65,7 +66,7 @@ def update(model: nn.Module, image: torch.Tensor | np.ndarray, head: int = 0, sp
     spec = spec or model.input_spec
     face = as_face(image)
     model.eval()
-    out = model(to_input(face, spec))
+    out = model(model_input(face, spec))
     maps = out.head_maps
     heads = None if maps is None else maps[0].float().numpy()
     a_s = out.extras.get("A_s")

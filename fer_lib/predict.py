@@ -4,7 +4,9 @@ Faces are found with OpenCV's bundled Haar cascade, levelled on the eyes when bo
 cropped with a margin, turned grey and shrunk to 48 x 48 when the model was trained on FER2013 /
 FERPlus (grey 48 px crops; other datasets keep colour), then passed through the engine's evaluation transform. Per photo:
 a row per face in ``predictions.csv``, an entry in ``predictions.json`` and ``<photo>_overlay.png``
-(box, label and the attention map). A bad photo is reported and skipped; the exit status is
+(box, label and the attention map). Faces are listed largest first; detections far smaller than
+the largest (:data:`MIN_FACE_RATIO`) are dropped. A bad photo (missing, a folder, empty, unreadable,
+truncated, a decompression bomb, no face) is reported in one line and skipped; the exit status is
 non-zero only if no photo could be processed (or the model could not be loaded).
 """
 
@@ -22,18 +24,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from fer_lib.cli import subcommand
+from fer_lib.commands import CHECKPOINT_CHOICES, check_device, subcommand
+from fer_lib.data.images import ImageProblem, load_image
 from fer_lib.models import InputSpec
 
 FACE_CASCADE = "haarcascade_frontalface_default.xml"
 EYE_CASCADE = "haarcascade_eye.xml"
-# FER2013 and FERPlus faces are grey 48 x 48 crops; other datasets keep RGB and go straight to the model size.
-GREY_SOURCES = {"fer2013": 48, "fer2013_folder": 48, "ferplus": 48}
-CLASS_NAMES = {
-    "fer2013": ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"),
-    "ferplus": ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"),
-}
 MARGIN = 0.10  # FER2013 crops run from brow to chin with little around them: the Haar box widened by 10% per side (matched by eye)
+# Detections whose side is under this share of the largest one's are dropped: faces far in the
+# background, and the Haar cascade's small false hits (ears, buttons, textures).
+MIN_FACE_RATIO = 0.35
 
 
 class PredictError(RuntimeError):
@@ -60,8 +60,12 @@ class Predictor:
 
 
 def _dataset_format(dataset: str) -> tuple[bool, int | None]:
-    size = GREY_SOURCES.get(dataset)
-    return size is not None, size
+    """(grey, stored side) of a dataset's faces (FER2013 and FERPlus: grey 48 x 48 crops); RGB goes straight to the model size."""
+    from fer_lib.data import dataset_info
+
+    info = dataset_info(dataset)
+    grey = bool(info and info.grey)
+    return grey, info.stored_side if grey else None
 
 
 def from_run(run: str, results: str | os.PathLike | None = None, which: str = "best_val", device: str = "cpu") -> Predictor:
@@ -89,7 +93,8 @@ def from_weights(weights: str | os.PathLike, model: str = "daf_mhsca", dataset: 
     classes from its run; otherwise they come from the arguments (``dataset`` names the classes and
     whether faces are grey).
     """
-    from fer_lib.engine.recipes import NUM_CLASSES
+    from fer_lib.data import dataset_info
+    from fer_lib.engine.recipes import DEFAULT_NUM_CLASSES
     from fer_lib.models import build_model
 
     path = Path(weights)
@@ -102,19 +107,23 @@ def from_weights(weights: str | os.PathLike, model: str = "daf_mhsca", dataset: 
         image_size, model_options = meta["plan"]["image_size"], meta["config"]["model_options"]
         classes = meta["data"]["classes"]
     if classes is None:
-        k = NUM_CLASSES.get(dataset, 7)
-        classes = CLASS_NAMES.get(dataset, tuple(f"class_{i}" for i in range(k)))
+        info = dataset_info(dataset)
+        classes = (info.classes if info else None) or tuple(f"class_{i}" for i in range(DEFAULT_NUM_CLASSES))
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # not a torch file, or a truncated one
-        raise PredictError(f"cannot read weights file {path}: {err}") from err
+    except Exception as err:  # not a torch file, a truncated one, or a pickle holding code
+        raise PredictError(f"{path} is not a torch checkpoint that loads as weights only ({type(err).__name__}: "
+                           f"{str(err).splitlines()[0][:200]}); pass a .pt file saved by the engine or a state dict") from None
     state = blob.get("model", blob) if isinstance(blob, dict) else None
     if not isinstance(state, dict):
         raise PredictError(f"{path} holds neither an engine checkpoint nor a state dict")
     options = dict(model_options or {})
     if image_size is not None:
         options["image_size"] = image_size
-    net = build_model(model, len(classes), **options)
+    try:
+        net = build_model(model, len(classes), **options)
+    except (KeyError, ValueError, TypeError) as err:  # an unknown model, or options it does not take
+        raise PredictError(f"--model {model!r} with options {options}: {err.args[0] if err.args else err}") from None
     try:
         net.load_state_dict(state)
     except RuntimeError as err:
@@ -139,16 +148,14 @@ def cascade(name: str = FACE_CASCADE) -> Any:
 
 
 def read_photo(path: str | os.PathLike) -> np.ndarray:
-    """An RGB uint8 H x W x 3 image; raises :class:`PhotoError` for a missing or unreadable file."""
-    import cv2
-
-    path = Path(path)
-    if not path.is_file():
-        raise PhotoError(f"{path}: file not found")
-    image = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise PhotoError(f"{path}: not an image OpenCV can read")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    """An RGB uint8 H x W x 3 image, turned upright by its EXIF orientation; raises :class:`PhotoError`
+    for a missing, unreadable, empty or truncated file, a folder or a decompression bomb."""
+    try:
+        return np.asarray(load_image(path, "RGB", orient=True))
+    except FileNotFoundError:
+        raise PhotoError(f"{path}: file not found") from None
+    except ImageProblem as err:
+        raise PhotoError(f"{path}: {err}") from None
 
 
 @dataclass
@@ -176,14 +183,25 @@ def _eye_angle(grey: np.ndarray, box: tuple[int, int, int, int]) -> float:
     return angle if abs(angle) <= 30 and dx > w / 5 else 0.0  # anything else is not a pair of eyes
 
 
+def rank_boxes(boxes: Any, min_ratio: float = MIN_FACE_RATIO) -> list[tuple[int, int, int, int]]:
+    """(x, y, w, h) boxes largest first (ties left to right), without those whose side is under
+    ``min_ratio`` x the largest one's."""
+    ranked = sorted((tuple(int(v) for v in b) for b in boxes), key=lambda b: (-max(b[2], b[3]), b[0], b[1]))
+    if not ranked:
+        return []
+    largest = max(ranked[0][2], ranked[0][3])
+    return [b for b in ranked if max(b[2], b[3]) >= min_ratio * largest]
+
+
 def crop_faces(rgb: np.ndarray, margin: float = MARGIN, align: bool = True, min_size: int = 30) -> list[Face]:
-    """Every frontal face in an RGB photo, levelled on the eyes (``align``) and cut as a square with ``margin``."""
+    """The frontal faces in an RGB photo (largest first, see :func:`rank_boxes`), levelled on the eyes
+    (``align``) and cut as squares with ``margin``."""
     import cv2
 
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     boxes = cascade().detectMultiScale(cv2.equalizeHist(grey), scaleFactor=1.1, minNeighbors=5, minSize=(min_size, min_size))
     faces = []
-    for x, y, w, h in sorted((tuple(int(v) for v in b) for b in boxes), key=lambda b: (b[0], b[1])):
+    for x, y, w, h in rank_boxes(boxes):
         angle = _eye_angle(grey, (x, y, w, h)) if align else 0.0
         centre = (x + w / 2, y + h / 2)
         matrix = cv2.getRotationMatrix2D(centre, angle, 1.0)
@@ -260,14 +278,15 @@ def predict_photo(predictor: Predictor, path: str | os.PathLike, out_dir: Path |
     """
     import cv2
 
-    from fer_lib.explain import attention_maps, to_input
+    from fer_lib.engine.inputs import model_input
+    from fer_lib.explain import attention_maps
 
     rgb = read_photo(path)
     faces = crop_faces(rgb)
     if not faces:
         raise PhotoError(f"{path}: no face found (OpenCV Haar cascade, frontal faces of 30 px or more)")
     batch = torch.cat([prepare(f.crop, predictor) for f in faces])
-    out = predictor.model(to_input(batch, predictor.spec))
+    out = predictor.model(model_input(batch, predictor.spec))
     probs = out.logits.float().softmax(dim=1).numpy()
     maps_all = attention_maps(out)
     kind = "heads mean" if "heads mean" in maps_all else ("A_s" if "A_s" in maps_all else None)
@@ -336,7 +355,7 @@ def configure(parser: argparse.ArgumentParser) -> Any:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--run", help="a finished run's id or folder (its best_val checkpoint)")
     source.add_argument("--weights", help="a checkpoint file saved by the engine, or a state dict")
-    parser.add_argument("--which", default="best_val", help="with --run: best_val or last")
+    parser.add_argument("--which", default="best_val", choices=CHECKPOINT_CHOICES, help="with --run: best_val or last")
     parser.add_argument("--model", default="daf_mhsca", help="with --weights: the model name")
     parser.add_argument("--dataset", default="fer2013", help="with --weights: the training dataset (class names, grey or colour)")
     parser.add_argument("--image-size", type=int, default=None, help="with --weights: the model's input side")
@@ -374,13 +393,12 @@ def load_predictor(args: argparse.Namespace) -> Predictor:
 
 
 def main(args: argparse.Namespace) -> int:
-    """The predict command: 0 if at least one photo was processed, 1 if every photo failed, 2 if no model."""
-    try:
-        predictor = load_predictor(args)
-        cascade()
-    except PredictError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    """The predict command: 0 if at least one photo was processed, 1 if every photo failed.
+
+    No model (or a bad ``--device``) raises :class:`PredictError` / ConfigError: fer_lib.cli reports it (status 2)."""
+    check_device(args.device)
+    predictor = load_predictor(args)
+    cascade()
     results = predict_photos(predictor, args.photos, args.out, say=lambda s: print(s, file=sys.stderr if s.startswith("skipped") else sys.stdout))
     ok = sum(r.error is None for r in results)
     print(f"{ok} of {len(results)} photo(s) processed; outputs in {args.out}/ (predictions.csv, predictions.json, *_overlay.png)")

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from fer_lib import PROJECT_ROOT
-from fer_lib.report import REPORT_DIR
+from fer_lib.report.plan import REPORT_DIR
 
 
 def section(report_dir: Path) -> str:

@@ -10,7 +10,7 @@ import pytest
 from fer_lib import cli
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["eval", "--help"], ["bench", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["eval", "--help"], ["bench", "--help"], ["predict", "--help"]])
 def test_help(argv: list[str], capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as exit_:
         cli.main(argv)
@@ -39,7 +39,7 @@ def test_dry_run_prints_id_and_plan(tmp_path, capsys: pytest.CaptureFixture) -> 
     out = capsys.readouterr().out
     first = json.loads(out[: out.index("\n}") + 2])
     assert first["id"].startswith("ferplus-daf_mhsca-cpu-") and first["finished"] is False
-    assert first["plan"]["batch_size"] == 64
+    assert (first["plan"]["recipe"], first["plan"]["batch_size"], first["plan"]["image_size"]) == ("scratch", 128, 72)
     assert out.count('"id"') == 2
     assert not (tmp_path / "runs").exists()
 
@@ -52,8 +52,24 @@ def test_option_values_are_parsed() -> None:
 
 
 def test_eval_of_a_missing_run_fails(tmp_path, capsys: pytest.CaptureFixture) -> None:
-    assert cli.main(["eval", "--model", "resnet18", "--results", str(tmp_path)]) == 1
-    assert "not trained yet" in capsys.readouterr().err
+    assert cli.main(["eval", "--model", "resnet18", "--results", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("error: not trained yet")
+    assert cli.main(["eval", "--run", "no-such-run", "--results", str(tmp_path)]) == 2
+    assert "error: no finished run in" in capsys.readouterr().err
+
+
+def test_bad_option_pairs_and_threads(tmp_path, capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["train", "-m", "num_heads", "--results", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == "error: --model-option expects KEY=VALUE, not 'num_heads'\n"
+    assert cli.main(["train", "--threads", "0", "--results", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == "error: --threads must be at least 1, not 0\n"
+
+
+def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["train", "--no-such-flag"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == "error: unrecognized arguments: --no-such-flag (see `python -m fer_lib --help`)\n"
 
 
 def test_train_then_eval(tmp_path, capsys: pytest.CaptureFixture) -> None:

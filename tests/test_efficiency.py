@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from fer_lib import PROJECT_ROOT
 from fer_lib import efficiency as E
+from fer_lib.efficiency import measurement as M
 from fer_lib.models import build_model
 
 
@@ -21,8 +21,8 @@ def test_resnet18_params_macs_and_memory() -> None:
 
 def test_cpu_training_memory_estimate() -> None:
     entry = E.Entry("mx", "mini_xception", 64)
-    model, criterion, channels = E._setup(entry, torch.device("cpu"))
-    x, y = E._batch(4, channels, 64, torch.device("cpu"))
+    model, criterion, channels = M._setup(entry, torch.device("cpu"))
+    x, y = M._batch(4, channels, 64, torch.device("cpu"))
     step = E.TrainStep(model, criterion, x, y)
     mem = E.training_memory_mb(model, criterion, x, y, step)
     assert mem["kind"] == "cpu_estimate"
@@ -59,7 +59,7 @@ def test_step_time_ratio_fields() -> None:
 
 
 def test_complexity_table(monkeypatch) -> None:
-    monkeypatch.setattr(E, "ABLATIONS", {"w/o MHSCA": {"use_mhsca": False}})  # one ablation keeps the test short
+    monkeypatch.setattr(M, "ABLATIONS", {"w/o MHSCA": {"use_mhsca": False}})  # one ablation keeps the test short
     rows = E.complexity_table(image_size=64)
     labels = [r["label"] for r in rows]
     assert labels == ["DAF-MHSCA", "w/o MHSCA", "ResNet18"]
@@ -77,7 +77,7 @@ def test_paper_entries_sizes() -> None:
 
 
 def test_script_writes_table(tmp_path, monkeypatch, script) -> None:
-    monkeypatch.setattr(E, "ABLATIONS", {"w/o MHSCA": {"use_mhsca": False}})
+    monkeypatch.setattr(M, "ABLATIONS", {"w/o MHSCA": {"use_mhsca": False}})
     script = script("efficiency_table")
     stem = tmp_path / "eff"
     script.main(["--only", "mini-Xception (fer)", "--image-size", "48", "--batch-size", "2", "--steps", "1",
@@ -92,3 +92,14 @@ def test_script_writes_table(tmp_path, monkeypatch, script) -> None:
     assert (tmp_path / "eff.md").read_text() == md
     script.main(["--complexity", "--image-size", "64", "--out", str(tmp_path / "cx.md")])
     assert "w/o MHSCA" in (tmp_path / "cx.md").read_text()
+
+
+def test_measured_as_the_trainer_trains() -> None:
+    """The trainer's own set-up: Table 2's Adam (lr 1e-4), its criterion, the precision the trainer resolves."""
+    model, criterion, channels = M._setup(E.Entry("r", "resnet18", 32), torch.device("cpu"))
+    x, y = M._batch(2, channels, 32, torch.device("cpu"))
+    step = E.TrainStep(model, criterion, x, y)
+    assert isinstance(step.optimizer, torch.optim.Adam) and step.optimizer.defaults["lr"] == 1e-4
+    assert step.precision == "fp32" and step.precision_note is None
+    assert set(E.ABLATIONS) == {"w/o AFC", "w/o DAF", "w/o CA", "w/o MHSCA"}  # Table 4's rows that remove one part
+    assert E.PAPER_CLAIM["batch_size"] == 256 and E.machine()["cpu"]

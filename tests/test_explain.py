@@ -108,29 +108,64 @@ def test_walkthrough_reproduces_the_forward_pass(options: dict, daf: torch.nn.Mo
 
 
 def test_notebooks_use_the_report_runs() -> None:
-    from fer_lib import report
+    from fer_lib import paper
+    from fer_lib.report import plan, results
 
-    ids = {m: c.id for m, c in report.figure_configs("smoke", "synthetic", 0).items()}
-    for label, model in explain.METHODS.items():
-        assert explain.run_config(label, model, "synthetic", "smoke", 0).id == ids[label]
+    ids = {m: c.id for m, c in plan.figure_configs("smoke", "synthetic", 0).items()}
+    for label, model in paper.MODEL_OF_METHOD.items():
+        assert results.run_config(label, model, "synthetic", "smoke", 0).id == ids[label]
+    report_plan = plan.make_plan("smoke")
+    assert {m: cfgs[0].id for m, cfgs in report_plan.groups["figures"].items()} == ids
 
 
 def test_a_missing_checkpoint_gives_no_model_or_a_labelled_stand_in(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Under --no-train a recorded run without its checkpoint is not shown, or (walkthrough) stands in untrained, saying so."""
+    """A recorded run without its checkpoint is not shown, or (walkthrough) stands in untrained, saying so."""
     from types import SimpleNamespace
 
-    from fer_lib import engine, report
+    from fer_lib.report import plan, results
 
-    monkeypatch.setenv(report.NO_TRAIN_ENV, "1")
-    monkeypatch.setattr(engine, "get_run", lambda cfg, **kw: SimpleNamespace(id="ferplus-daf_mhsca-cpu-x", classes=("a",) * 7))
+    monkeypatch.setattr(results, "get_run", lambda cfg, **kw: SimpleNamespace(id="ferplus-daf_mhsca-cpu-x", classes=("a",) * 7))
 
-    def no_checkpoint(record: object) -> None:
+    def no_checkpoint(record: object, device: object = None) -> None:
         raise FileNotFoundError("checkpoint.pt")
 
-    monkeypatch.setattr(report, "model_of", no_checkpoint)
+    monkeypatch.setattr(results, "model_of", no_checkpoint)
+    report_plan = plan.make_plan("smoke", no_train=True)
     data = SimpleNamespace(classes=tuple("abcdefg"))
-    (run,) = explain.load_runs("smoke", "synthetic", 0, {"DAF-MHSCA": "daf_mhsca"}, data=data)
+    (run,) = results.load_runs(report_plan, {"DAF-MHSCA": "daf_mhsca"}, data=data)
     assert run.model is None and not run.untrained and "ferplus-daf_mhsca-cpu-x has no checkpoint" in run.note
-    (run,) = explain.load_runs("smoke", "synthetic", 0, {"DAF-MHSCA": "daf_mhsca"}, data=data, stand_in=True)
+    (run,) = results.load_runs(report_plan, {"DAF-MHSCA": "daf_mhsca"}, data=data, stand_in=True)
     assert run.model is not None and run.untrained and run.classes == data.classes
     assert run.note.startswith("UNTRAINED") and "has no checkpoint" in run.note
+
+
+def test_a_run_without_a_record_is_an_error_unless_no_train(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The notebooks never train: without --no-train a missing run names its id."""
+    from fer_lib.report import plan, results
+
+    monkeypatch.setattr(results, "get_run", lambda cfg, **kw: None)
+    report_plan = plan.make_plan("smoke")
+    with pytest.raises(results.MissingRun, match=report_plan.groups["figures"]["DAN"][0].id):
+        results.load_runs(report_plan, {"DAN": "dan"})
+    report_plan.no_train = True
+    (run,) = results.load_runs(report_plan, {"DAN": "dan"})
+    assert run.untrained and "not trained yet" in run.note
+
+
+def test_one_model_input_for_evaluation_and_the_explainers() -> None:
+    """``model_input`` is the evaluation transform: predict_indices and a direct forward see the same batch."""
+    from fer_lib.data import load_dataset
+    from fer_lib.data.pipeline import Augment
+    from fer_lib.engine.evaluate import predict_indices
+    from fer_lib.engine.inputs import model_input
+
+    data = load_dataset("synthetic", per_class=(2, 1, 1), size=40)
+    model = build_model("resnet18", data.num_classes, image_size=48).eval()
+    rows = data.indices("test")
+    x = model_input(data.images[rows], model.input_spec)
+    assert x.shape == (len(rows), 3, 48, 48) and x.dtype == torch.float32
+    assert torch.equal(x, Augment(model.input_spec, train=False)(data.images[rows]))
+    with torch.no_grad():
+        direct = model(x).logits.numpy()
+    got = predict_indices(model, data, rows, model.input_spec, device="cpu", bf16=False)["logits"]
+    np.testing.assert_allclose(got, direct, rtol=1e-5, atol=1e-5)

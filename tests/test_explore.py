@@ -14,6 +14,7 @@ import torch
 matplotlib.use("Agg")
 
 from fer_lib import PROJECT_ROOT, explore  # noqa: E402
+from fer_lib.engine.inputs import model_input  # noqa: E402
 from fer_lib.models import build_model  # noqa: E402
 
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -38,7 +39,7 @@ def test_update_gives_every_map_for_a_selection(daf: torch.nn.Module, face: torc
     assert view.probs.shape == (7,) and view.probs.sum() == pytest.approx(1, abs=1e-5)
     assert view.image.shape == (48, 48, 3)
     with torch.no_grad():
-        out = daf(explore.to_input(face[None], daf.input_spec))
+        out = daf(model_input(face[None], daf.input_spec))
     assert np.allclose(view.head_maps, out.head_maps[0].numpy(), atol=1e-6)
     assert np.allclose(view.a_s, out.extras["A_s"][0].mean(0).numpy(), atol=1e-6)
     assert explore.update(daf, face, head=99).head == 3  # clipped to the heads there are
@@ -75,7 +76,7 @@ def test_static_fallback_in_rendered_html(tmp_path: Path) -> None:
     os.environ.update(env)
     try:
         pm.execute_notebook(str(PROJECT_ROOT / "notebooks" / "09_explore_heads.ipynb"), str(tmp_path / "09.ipynb"),
-                            parameters={"output_dir": str(tmp_path / "report"), "train": False, "interactive": False,
+                            parameters={"output_dir": str(tmp_path / "report"), "no_train": True, "interactive": False,
                                         "methods": {"DAF-MHSCA": "daf_mhsca"}},  # as the report runs it
                             kernel_name="python3", progress_bar=False, cwd=str(PROJECT_ROOT), start_timeout=120, execution_timeout=120)
     finally:

@@ -1,8 +1,11 @@
-"""The report end to end: ``run_all.sh --profile smoke`` from an empty results folder, and a failing notebook."""
+"""The report end to end, in the way recommenders tests its notebooks: one smoke build per test session
+(``run_all.sh --profile smoke`` from an empty results folder), then each notebook's published result read
+back and asserted; and a failing notebook."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -13,17 +16,20 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from fer_lib import PROJECT_ROOT, explore, paper, report
+from fer_lib import PROJECT_ROOT, explore, paper
+from fer_lib.report import build, plan, published
 
 EXTERNAL = re.compile(r"<script[^>]*\bsrc\s*=\s*[\"']?(https?:)?//|<link[^>]*\bhref\s*=\s*[\"']?(https?:)?//|@import\s+url\(\s*[\"']?https?:", re.I)
+STEMS = [stem for stem, _ in plan.NOTEBOOKS]
 
 
-@pytest.mark.slow
-def test_smoke_report_end_to_end(tmp_path: Path, script) -> None:
-    """Trains the smoke runs, executes every notebook, renders every page: under 10 minutes on 2 cores."""
-    out = tmp_path / "report"
-    env = {**os.environ, "FER_RESULTS": str(tmp_path / "results"), "PYTHONUNBUFFERED": "1"}
-    log = tmp_path / "run_all.log"
+@pytest.fixture(scope="session")
+def smoke_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, float]:
+    """One smoke build for the session: (report folder, build log, seconds)."""
+    tmp = tmp_path_factory.mktemp("smoke")
+    out = tmp / "report"
+    env = {**os.environ, "FER_RESULTS": str(tmp / "results"), "PYTHONUNBUFFERED": "1"}
+    log = tmp / "run_all.log"
     t0 = time.time()
     with open(log, "w") as fh:
         try:
@@ -32,23 +38,26 @@ def test_smoke_report_end_to_end(tmp_path: Path, script) -> None:
         except subprocess.TimeoutExpired:
             progress = [line for line in log.read_text().splitlines() if line.startswith("[report]")]
             pytest.fail("run_all.sh --profile smoke took over 10 minutes; reached:\n" + "\n".join(progress[-12:]))
-    seconds = time.time() - t0
     text = log.read_text()
     assert proc.returncode == 0, text[-4000:]
-    n = len(report.NOTEBOOKS)
-    assert f"[report] notebook {n}/{n} {report.NOTEBOOKS[-1][0]}: done" in text  # progress is printed
+    return out, text, time.time() - t0
 
-    for stem, _ in report.NOTEBOOKS:
-        html = (out / f"{stem}.html").read_text(encoding="utf-8")
-        assert html.count('src="data:image/png;base64,') >= 1, f"{stem}: no embedded figure"
-        assert not EXTERNAL.search(html), f"{stem}: external resource {EXTERNAL.search(html).group(0)}"
-        assert "SMOKE PROFILE" in html and "Traceback" not in html, stem
+
+@pytest.mark.slow
+def test_smoke_report_end_to_end(smoke_report: tuple[Path, str, float], tmp_path: Path, script) -> None:
+    """Trains the smoke runs, executes every notebook, renders every page: under 10 minutes on 2 cores."""
+    out, text, seconds = smoke_report
+    n = len(plan.NOTEBOOKS)
+    assert f"[report] notebook {n}/{n} {STEMS[-1]}: done" in text  # progress is printed
+    assert text.index("[report] run 1/") < text.index("[report] notebook 1/")  # every run is trained before any notebook
+    for stem in STEMS:
+        page = (out / f"{stem}.html").read_text(encoding="utf-8")
+        assert page.count('src="data:image/png;base64,') >= 1, f"{stem}: no embedded figure"
+        assert not EXTERNAL.search(page), f"{stem}: external resource {EXTERNAL.search(page).group(0)}"
+        assert "SMOKE PROFILE" in page and "Traceback" not in page, stem
         assert (out / f"{stem}.ipynb").exists()
     explorer = (out / "09_explore_heads.html").read_text(encoding="utf-8")
     assert f'id="{explore.STATIC_MARKER}"' in explorer  # the explorer page is never blank without a kernel
-    regions = json.loads((out / "10_attributions.json").read_text())["regions"]
-    assert {r["model"] for r in regions if r.get("family") == "attention"} == {"DAF-MHSCA", "DAN", "DDAMFN"}
-    assert all(0 <= r["mass in regions"] <= 1 for r in regions if r.get("family"))
     notes = (out / "reproduction_notes.html").read_text(encoding="utf-8")
     assert "What this build's runs say" in notes and not EXTERNAL.search(notes)
 
@@ -58,18 +67,66 @@ def test_smoke_report_end_to_end(tmp_path: Path, script) -> None:
     rows = re.findall(r"<tr>(.*?)</tr>", body, re.S)[1:]
     datasets = [re.search(r"<td>(.*?)</td>", r).group(1) for r in rows]
     assert datasets == [*paper.DATASETS.values(), "built-in synthetic faces"]
-    for stem, _ in report.NOTEBOOKS:
+    for stem in STEMS:
         assert f'href="{stem}.html"' in index
-    assert index.count('class="ok"') == len(report.NOTEBOOKS)
+    assert index.count('class="ok"') == len(plan.NOTEBOOKS)
     assert (out / "summary.md").read_text().count("\n") == 2 + 6
-    build = json.loads((out / "build.json").read_text())
-    assert build["pages"] == {stem: "ok" for stem, _ in report.NOTEBOOKS} and build["command"].startswith("run_all.sh --profile smoke")
+    meta = json.loads((out / "build.json").read_text())
+    assert meta["pages"] == {stem: "ok" for stem in STEMS} and meta["command"].startswith("run_all.sh --profile smoke")
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- summary:smoke:start -->\nold\n<!-- summary:smoke:end -->\ntail\n")
     script("readme_summary").update_readme(readme, "smoke", out)  # the README's table is the report's own summary.md
-    text = readme.read_text()
-    assert (out / "summary.md").read_text() in text and build["machine"] in text and "old" not in text and text.endswith("tail\n")
+    readme_text = readme.read_text()
+    assert (out / "summary.md").read_text() in readme_text and meta["machine"] in readme_text and "old" not in readme_text
     print(f"smoke report end to end: {seconds:.0f} s")
+
+
+def _pct(value: float | None) -> bool:
+    return value is not None and 0.0 <= value <= 100.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", published.RESULTS, ids=[k.STEM for k in published.RESULTS])
+def test_each_notebook_publishes_its_result(smoke_report: tuple[Path, str, float], kind: type) -> None:
+    """Each notebook's declared result, read back from the build and checked: types, ranges, one row per dataset."""
+    out = smoke_report[0]
+    result = published.load(out, kind)
+    assert isinstance(result, kind), f"{kind.STEM} published nothing"
+    report_plan = plan.ReportPlan.from_json((out / plan.PLAN_FILE).read_text())
+    ran = report_plan.ran
+    if kind is published.Table3:
+        assert [r["Dataset"] for r in result.index.rows] == [s.label for s in report_plan.statuses]  # one row per dataset
+        assert result.index.columns[0] == "Dataset" and set(result.data) == set(ran) == {plan.SYNTHETIC}
+        assert set(result.runs) <= {c.id for c in report_plan.configs()} and result.rafdb_recipes == {}
+        synthetic = next(r for r in result.index.rows if r["Dataset"] == "built-in synthetic faces")
+        assert _pct(float(synthetic["Reproduced"].split()[0])) and synthetic["Δ (points)"] == "no published value"
+    elif kind is published.Table4:
+        assert set(result.ablations) == set(ran) and set(result.ablations[plan.SYNTHETIC]) == set(paper.ABLATION_OPTIONS)
+        assert all(_pct(v) for v in result.ablations[plan.SYNTHETIC].values()) and result.readings == {}  # smoke: no readings
+    elif kind is published.Table5:
+        (series,) = result.series.values()
+        assert series.x == [float(h) for h in plan.SCOPES["smoke"].heads] and all(_pct(m) for m in series.mean)
+    elif kind is published.Fig5:
+        assert result.dataset == report_plan.figure and result.per_class_recall["columns"] == list(paper.FIGURE_METHODS)
+        assert all(0 <= v <= 100 for row in result.per_class_recall["data"] for v in row)
+    elif kind is published.Fig6:
+        assert set(result.silhouette) == set(paper.FIGURE_METHODS)
+        assert all(math.isnan(v) or -1 <= v <= 1 for v in result.silhouette.values())
+    elif kind is published.Fig7:
+        assert len(result.faces) == 7 and all(0 <= k <= len(result.faces) for k in result.correct.values())
+    elif kind is published.Fig8:
+        assert result.theta.x == list(plan.SCOPES["smoke"].thetas) and all(_pct(m) for m in result.theta.mean)
+    elif kind is published.Fig9:
+        assert {r["label"] for r in result.rows} == {*paper.FIGURE_METHODS, "ResNet18"}
+        assert all(r["params"] > 0 and r["ms_per_iter"] > 0 for r in result.rows) and result.machine["cpu"]
+    elif kind is published.Explore:
+        assert set(result.shown) == set(paper.FIGURE_METHODS) and result.untrained == []
+    elif kind is published.Attributions:
+        assert result.synthetic and result.dataset == plan.SYNTHETIC
+        assert {r.model for r in result.regions if r.family == "attention"} == set(paper.FIGURE_METHODS)
+        assert all(0 <= r.mass <= 1 and 0 < r.area < 1 and r.lift >= 0 for r in result.regions)
+    elif kind is published.Walkthrough:
+        assert result.same_logits and result.max_difference < 1e-5 and not result.untrained and result.steps > 10
 
 
 def test_readme_summary_needs_its_markers_and_a_finished_build(tmp_path: Path, script) -> None:
@@ -91,28 +148,28 @@ def test_readme_summary_needs_its_markers_and_a_finished_build(tmp_path: Path, s
 
 def _notebook(path: Path, code: str) -> None:
     nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('profile = "smoke"\ndatasets = None\nseeds = None\ndevice = ""\noutput_dir = ""')
+    params = nbformat.v4.new_code_cell('profile = "smoke"\ndatasets = None\nseeds = None\ndevice = ""\noutput_dir = ""\nplan = ""\nno_train = False')
     params.metadata["tags"] = ["parameters"]
     nb.cells = [nbformat.v4.new_markdown_cell("# t"), params, nbformat.v4.new_code_cell(code)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, str(path))
 
 
-def test_failing_notebook_stops_the_build_and_keeps_earlier_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failing_notebook_stops_the_build_and_keeps_earlier_pages(tmp_path: Path) -> None:
     src = tmp_path / "notebooks"
     src.mkdir()
     _notebook(src / "a_ok.ipynb", "print('fine', profile)")
     _notebook(src / "b_bad.ipynb", "raise ValueError('broken on purpose')")
     _notebook(src / "c_never.ipynb", "print('never')")
-    monkeypatch.setattr(report, "NOTEBOOK_DIR", src)
-    monkeypatch.setattr(report, "NOTEBOOKS", (("a_ok", "A"), ("b_bad", "B"), ("c_never", "C")))
     out = tmp_path / "out"
     lines: list[str] = []
-    with pytest.raises(report.NotebookFailed) as err:
-        report.build("smoke", out_dir=out, pretrain=False, say=lines.append)
+    with pytest.raises(build.NotebookFailed) as err:
+        build.build("smoke", out_dir=out, pretrain=False, say=lines.append, notebook_dir=src,
+                    notebook_list=(("a_ok", "A"), ("b_bad", "B"), ("c_never", "C")))
     assert err.value.stem == "b_bad" and "ValueError: broken on purpose" in err.value.error
     assert (out / "a_ok.html").exists() and not (out / "c_never.html").exists()
     assert "broken on purpose" in (out / "b_bad.html").read_text()  # the page shows the error
+    assert (out / plan.PLAN_FILE).exists()  # the plan the notebooks read
     index = (out / "index.html").read_text()
     assert "failed: ValueError: broken on purpose" in index and "not reached" in index
     assert any(line.startswith("[report] FAILED b_bad: ValueError: broken on purpose") for line in lines)
@@ -126,6 +183,6 @@ def test_every_report_notebook_declares_the_report_parameters() -> None:
     """papermill must parse each parameters cell (a comment it cannot read hides the names after it)."""
     from papermill.inspection import inspect_notebook
 
-    for stem, _ in report.NOTEBOOKS:
+    for stem in STEMS:
         names = set(inspect_notebook(str(PROJECT_ROOT / "notebooks" / f"{stem}.ipynb")))
-        assert {"profile", "datasets", "seeds", "device", "output_dir"} <= names, stem
+        assert {"profile", "datasets", "seeds", "device", "output_dir", "plan", "no_train"} <= names, stem

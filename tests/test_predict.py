@@ -60,7 +60,7 @@ def test_bad_files_do_not_stop_the_batch(photos: dict[str, Path], weights: Path,
     err = capsys.readouterr().err
     assert code == 0
     assert "blank.png: no face found" in err
-    assert "broken.jpg: not an image OpenCV can read" in err
+    assert "broken.jpg: unreadable or truncated image (cannot identify image file" in err
     assert "missing.jpg: file not found" in err
     doc = json.loads((tmp_path / "predictions.json").read_text())
     assert [p["error"] is None for p in doc["photos"]] == [False, False, False, True]
@@ -80,7 +80,7 @@ def test_no_model_and_missing_weights(photos: dict[str, Path], tmp_path: Path, c
     assert "weights file not found" in capsys.readouterr().err
     (tmp_path / "junk.pt").write_text("junk")
     assert main(["predict", str(photos["astronaut"]), "--weights", str(tmp_path / "junk.pt"), "--out", str(tmp_path)]) == 2
-    assert "cannot read weights file" in capsys.readouterr().err
+    assert "junk.pt is not a torch checkpoint" in capsys.readouterr().err
 
 
 def test_weights_that_do_not_fit(photos: dict[str, Path], weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -1,11 +1,14 @@
-"""The report's pieces without training: published numbers, dataset rows, run plans, tables, HTML, figures."""
+"""The report's pieces without training: published numbers, dataset rows, the plan, tables, HTML, figures."""
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
-import json
 import re
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,8 +19,11 @@ import pytest
 
 matplotlib.use("Agg")
 
-from fer_lib import paper, plots, report  # noqa: E402
-from fer_lib.engine import RunConfig  # noqa: E402
+import fer_lib.data  # noqa: E402
+from fer_lib import PROJECT_ROOT, paper, plots  # noqa: E402
+from fer_lib.engine import PROFILES, RunConfig  # noqa: E402
+from fer_lib.report import build, html, plan, published, results, tables  # noqa: E402
+from fer_lib.report.page import open_page  # noqa: E402
 
 EXTERNAL = re.compile(r"<script[^>]*\bsrc\s*=\s*[\"']?(https?:)?//|<link[^>]*\bhref\s*=\s*[\"']?(https?:)?//|@import\s+url\(\s*[\"']?https?:", re.I)
 
@@ -32,7 +38,7 @@ def test_published_numbers_agree_across_tables() -> None:
     assert paper.TABLE5[4] == {d: ours[d] for d in paper.TABLE5_DATASETS}
     assert paper.FIG8_PEAK == {"theta": 0.3, "accuracy": ours["rafdb"]}
     assert paper.FIG8_THETAS == (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-    assert len(paper.TABLE3) == 10 and set(paper.ABLATION_OPTIONS) == set(paper.TABLE4)
+    assert len(paper.TABLE3) == 10 and set(paper.ABLATION_OPTIONS) == set(paper.TABLE4) | {paper.CONTROL}  # our control row
     # The prose of Sec. 3.6 quotes these cells.
     assert paper.TABLE4["w/o AFC"]["rafdb"] == 91.69 and paper.TABLE4["w/o DAF"]["rafdb"] == 90.96
     assert paper.TABLE4["w/o CA"]["affectnet7"] == 67.37 and paper.TABLE4["w/o MHSCA"]["ferplus"] == 91.15
@@ -43,43 +49,46 @@ def test_published_numbers_agree_across_tables() -> None:
 
 
 def test_smoke_rows_one_per_paper_dataset_plus_synthetic() -> None:
-    rows = report.dataset_statuses("smoke")
-    assert [r.name for r in rows] == [*paper.DATASETS, report.SYNTHETIC]
+    rows = plan.dataset_statuses("smoke")
+    assert [r.name for r in rows] == [*paper.DATASETS, plan.SYNTHETIC]
     assert [r.run for r in rows] == [False] * 5 + [True]
     assert all("synthetic data only" in r.why for r in rows[:5])
 
 
 def test_absent_data_says_where_it_was_looked_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FER_DATA", str(tmp_path))
-    rows = {r.name: r for r in report.dataset_statuses("cpu", ["rafdb", "fer2013"])}
+    rows = {r.name: r for r in plan.dataset_statuses("cpu", ["rafdb", "fer2013"])}
     assert not rows["rafdb"].run and rows["rafdb"].why.startswith(f"RAF-DB not found under $FER_DATA={tmp_path}")
     assert not rows["fer2013"].run and "FER2013 not found" in rows["fer2013"].why
     assert rows["ferplus"].why.startswith("not requested")
     (tmp_path / "fer2013").mkdir()
     (tmp_path / "fer2013" / "fer2013.csv").write_text("emotion,pixels,Usage\n")
-    assert report.missing_data("fer2013") is None
+    assert plan.missing_data("fer2013") is None
 
 
 def test_smoke_plan_is_small_and_covers_every_notebook() -> None:
-    cfgs = report.planned_configs("smoke")
+    cfgs = plan.planned_configs("smoke")
     assert len({c.id for c in cfgs}) == len(cfgs) <= 10
     options = [(c.model, c.model_options, c.loss_options) for c in cfgs]
     for opts in paper.ABLATION_OPTIONS.values():
         assert ("daf_mhsca", opts, {}) in options
     assert ("dan", {}, {}) in options and ("ddamfn", {}, {}) in options
     assert ("daf_mhsca", {"num_heads": 1}, {}) in options and ("daf_mhsca", {}, {"theta": 1.0}) in options
-    assert all(c.dataset == report.SYNTHETIC and c.profile == "smoke" for c in cfgs)
+    assert all(c.dataset == plan.SYNTHETIC and c.profile == "smoke" for c in cfgs)
 
 
-def test_cpu_plan_uses_both_recipes_on_rafdb_and_shorter_sweeps() -> None:
-    t3 = report.table3_configs("cpu", ["rafdb", "ferplus"], [0])
+def test_rafdb_runs_under_both_recipes_and_the_sweeps_are_shorter() -> None:
+    t3 = plan.table3_configs("paper", ["rafdb", "ferplus"], [0])
     assert {k[2] for k in t3 if k[1] == "rafdb" and k[0] == paper.OURS} == {"paper", "ours"}
     assert ("DAN", "rafdb", "ours") in t3  # figure dataset: RAF-DB first, with the working lr
-    sweeps = report.table5_configs("cpu", ["fer2013", "ferplus"], [0], (1, 4))
+    cpu = plan.table3_configs("cpu", ["rafdb", "ferplus"], [0])
+    assert {k[2] for k in cpu} == {"scratch"} and (paper.CONTROL, "ferplus", "scratch") in cpu  # the cpu profile's own recipe
+    sweeps = plan.table5_configs("cpu", ["fer2013", "ferplus"], [0], (1, 4))
     assert {ds for _, ds in sweeps} == {"ferplus"}  # Table 5 has no FER2013 column
-    assert all(c.overrides == report.SCOPES["cpu"].sweep_overrides for cs in sweeps.values() for c in cs)
-    thetas = report.theta_configs("cpu", "ferplus", [0], paper.FIG8_THETAS)
+    assert all(c.overrides == plan.SCOPES["cpu"].sweep_overrides for cs in sweeps.values() for c in cs)
+    thetas = plan.theta_configs("cpu", "ferplus", [0], paper.FIG8_THETAS)
     assert thetas[0.3][0].loss_options == {} and thetas[0.1][0].loss_options == {"theta": 0.1}
+    assert plan.sweep_seeds("cpu", [0, 1, 2]) == [0] and plan.sweep_seeds("paper", [0, 1, 2]) == [0, 1, 2]
 
 
 # ---------------------------------------------------------------- cells and tables
@@ -96,46 +105,49 @@ def fake_record(dataset: str, acc: float, synthetic: bool = False, seed: int = 0
 
 
 def test_cells_mean_std_and_difference() -> None:
-    outs = [report.Outcome(None, fake_record("fer2013", a, seed=s)) for s, a in enumerate((0.70, 0.74))]
-    c = report.cell(outs)
+    outs = [results.Outcome(None, fake_record("fer2013", a, seed=s)) for s, a in enumerate((0.70, 0.74))]
+    c = results.cell(outs)
     assert c.mean == pytest.approx(72.0) and c.std == pytest.approx(2 ** 0.5 * 2)
     assert c.text() == "72.00 ± 2.83 (n=2)"
-    assert report.difference(c, 74.33) == "-2.33"
-    synth = report.cell([report.Outcome(None, fake_record("synthetic", 0.5, synthetic=True))])
-    assert report.difference(synth, 74.33) == "not comparable (synthetic data)" and synth.text().endswith("[synthetic]")
-    missing = report.cell([report.Outcome(None, None, "ConfigError: unknown model 'x'")])
-    assert missing.text() == "not run: ConfigError: unknown model 'x'" and report.difference(missing, 1.0) == "—"
-    assert report.mean_gates([outs[0].record]) == {"mhv": 0.75}
+    assert results.difference(c, 74.33) == "-2.33"
+    synth = results.cell([results.Outcome(None, fake_record("synthetic", 0.5, synthetic=True))])
+    assert results.difference(synth, 74.33) == "not comparable (synthetic data)" and synth.text().endswith("[synthetic]")
+    missing = results.cell([results.Outcome(None, None, "ConfigError: unknown model 'x'")])
+    assert missing.text() == "not run: ConfigError: unknown model 'x'" and results.difference(missing, 1.0) == "—"
+    assert results.mean_gates([outs[0].record]) == {"mhv": 0.75}
+
+
+def _plan(profile: str, statuses: list, datasets: list[str]) -> plan.ReportPlan:
+    """A plan with given statuses, not probed: the tables must not depend on which datasets this machine holds."""
+    return plan.ReportPlan(profile, datasets, [0], statuses, None, "", {})
 
 
 def test_table3_index_has_one_row_per_dataset(tmp_path: Path) -> None:
-    # Statuses given, not probed: the table must not depend on which datasets this machine holds.
-    statuses = [report.DatasetStatus(d, d in ("fer2013", "ferplus"), "" if d in ("fer2013", "ferplus") else "RAF-DB not found")
-                for d in report.PAPER_DATASETS]
-    ctx = report.Context("cpu", ["fer2013", "ferplus"], [0], "", tmp_path, statuses, report.SCOPES["cpu"])
-    outcomes = {(paper.OURS, "fer2013", "paper"): [report.Outcome(None, fake_record("fer2013", 0.70))],
-                (paper.OURS, "ferplus", "paper"): [report.Outcome(None, None, "DatasetError: broken file")]}
-    wide, comparison, summary = report.table3_frames(ctx, outcomes)
-    assert len(summary["rows"]) == len(ctx.statuses) == 5
-    by = {r["Dataset"]: r for r in summary["rows"]}
-    assert by["FER2013"]["Reproduced"] == "70.00" and by["FER2013"]["Δ (points)"] == "-4.33"
+    statuses = [plan.DatasetStatus(d, d in ("fer2013", "ferplus"), "" if d in ("fer2013", "ferplus") else "RAF-DB not found")
+                for d in plan.PAPER_DATASETS]
+    report_plan = _plan("cpu", statuses, ["fer2013", "ferplus"])
+    outcomes = {(paper.OURS, "fer2013", "scratch"): [results.Outcome(None, fake_record("fer2013", 0.70))],
+                (paper.OURS, "ferplus", "scratch"): [results.Outcome(None, None, "DatasetError: broken file")]}
+    wide, comparison, index = tables.table3_frames(report_plan, outcomes)
+    assert len(index.rows) == len(report_plan.statuses) == 5
+    by = {r["Dataset"]: r for r in index.rows}
+    assert by["FER2013"]["Reproduced"] == "70.00" and by["FER2013"]["Δ (points)"] == "-4.33"  # the cpu recipe's row
     assert by["FER2013"]["Published (Table 3)"] == "74.33"
     assert by["FERPlus"]["Reproduced"] == "not run: DatasetError: broken file"
     assert by["RAF-DB"]["Reproduced"].startswith("not run: ")
     assert "DAF-MHSCA, reproduced here" in wide.index and "MFER (2024, published)" in wide.index
-    md = report.summary_markdown(summary)
+    md = tables.summary_markdown(index)
     assert md.count("\n") == 2 + 5 and "| FER2013 | 74.33 | 70.00 | -4.33 |" in md
 
 
 def test_sweep_frame_marks_datasets_not_run(tmp_path: Path) -> None:
-    ctx = report.context("cpu", ["fer2013"], [0], output_dir=tmp_path)
-    outs = {("w/o AFC", "fer2013"): [report.Outcome(None, fake_record("fer2013", 0.7))]}
-    df = report.sweep_frame(ctx, outs, paper.TABLE4, "variant", datasets=list(paper.DATASETS))
+    statuses = [plan.DatasetStatus(d, d == "fer2013", "" if d == "fer2013" else "not requested") for d in plan.PAPER_DATASETS]
+    outs = {("w/o AFC", "fer2013"): [results.Outcome(None, fake_record("fer2013", 0.7))]}
+    df = tables.sweep_frame(_plan("cpu", statuses, ["fer2013"]), outs, paper.TABLE4, "variant", datasets=list(paper.DATASETS))
     assert df.loc["w/o AFC", ("FER2013", "ours")] == "70.00"
     assert df.loc["w/o AFC", ("FER2013", "Δ")] == "-2.85"
     assert df.loc["w/o AFC", ("RAF-DB", "ours")] == "not run" and df.loc["w/o AFC", ("RAF-DB", "paper")] == "91.69"
-    report.write_summary(tmp_path, "t", {"table": df})
-    assert json.loads((tmp_path / "t.json").read_text())["table"]["columns"][0] == "RAF-DB / paper"
+    assert published.frame(df)["columns"][0] == "RAF-DB / paper"
 
 
 # ---------------------------------------------------------------- figures
@@ -182,79 +194,183 @@ def test_rendered_page_embeds_images_and_loads_no_external_script(tmp_path: Path
     nb.cells = [nbformat.v4.new_markdown_cell("# Page with $x^2$ math"), cell]
     nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
     nbformat.write(nb, str(tmp_path / "p.ipynb"))
-    html = report.render_notebook(tmp_path / "p.ipynb", tmp_path / "p.html").read_text()
-    assert 'src="data:image/png;base64,' in html
-    assert not EXTERNAL.search(html), EXTERNAL.search(html)
-    assert "<script" not in html.lower() and "cdn" not in html.lower()  # no require.js, MathJax, Mermaid or widgets
-    assert 'href="index.html"' in html
+    text = html.render_notebook(tmp_path / "p.ipynb", tmp_path / "p.html").read_text()
+    assert 'src="data:image/png;base64,' in text
+    assert not EXTERNAL.search(text), EXTERNAL.search(text)
+    assert "<script" not in text.lower() and "cdn" not in text.lower()  # no require.js, MathJax, Mermaid or widgets
+    assert 'href="index.html"' in text
 
 
 def test_index_and_notes_pages(tmp_path: Path) -> None:
-    ctx = report.context("smoke", None, None, output_dir=tmp_path)
-    outcomes = {(paper.OURS, "synthetic", "paper"): [report.Outcome(None, fake_record("synthetic", 0.5, synthetic=True))]}
-    _, _, summary = report.table3_frames(ctx, outcomes)
-    report.write_summary(tmp_path, "01_table3_accuracy", {"index": summary, "rafdb_recipes": {}})
-    report.write_summary(tmp_path, "02_table4_ablations", {"ablations": {"synthetic": {paper.OURS: 50.0, "w/o AFC": 40.0, "w/o DAF": 60.0}}})
-    report.write_summary(tmp_path, "07_fig8_theta", {"dataset": "synthetic", "theta": [0.3, 1.0], "mean": [50.0, 55.0], "std": [0, 0]})
-    notes = report.render_notes(tmp_path, "smoke").read_text()
+    report_plan = plan.make_plan("smoke")
+    outcomes = {(paper.OURS, "synthetic", "paper"): [results.Outcome(None, fake_record("synthetic", 0.5, synthetic=True))]}
+    wide, _, index = tables.table3_frames(report_plan, outcomes)
+    published.save(published.Table3(index, published.frame(wide), [], {}, {}), tmp_path)
+    published.save(published.Table4({}, [], {"synthetic": {paper.OURS: 50.0, "w/o AFC": 40.0, "w/o DAF": 60.0}}, {}), tmp_path)
+    published.save(published.Fig8("synthetic", published.Series([0.3, 1.0], [50.0, 55.0], [0.0, 0.0])), tmp_path)
+    notes = html.render_notes(tmp_path, "smoke").read_text()
     assert "lowered accuracy for 1 of 2 ablations (w/o AFC)" in notes and "best 1 among 0.3, 1" in notes
-    index = report.render_index(tmp_path, "smoke", {"01_table3_accuracy": "ok", "02_table4_ablations": "failed: ValueError: x"}, {"machine": "m"})
-    text = index.read_text()
+    index_page = html.render_index(tmp_path, "smoke", {"01_table3_accuracy": "ok", "02_table4_ablations": "failed: ValueError: x"}, {"machine": "m"})
+    text = index_page.read_text()
     body = text.split('<table class="summary">')[1].split("</table>")[0]
     assert body.count("<tr>") == 1 + 6  # header + five paper datasets + synthetic
     assert "SYNTHETIC" in text and "failed: ValueError: x" in text and "not reached" in text
     assert not EXTERNAL.search(text) and not EXTERNAL.search(notes)
 
 
+def test_published_results_read_back_as_their_dataclasses(tmp_path: Path) -> None:
+    regions = [published.RegionRow("DAF-MHSCA", "A_s", "attention", 0.12, 0.06, 2.0)]
+    result = published.Attributions("synthetic", True, 0, [1, 2], {"DAF-MHSCA": "ok"}, [], regions)
+    published.save(result, tmp_path)
+    back = published.load(tmp_path, published.Attributions)
+    assert back == result and isinstance(back.regions[0], published.RegionRow)
+    t4 = published.Table4({}, ["x"], {}, {"AFC concat": published.Reading("ferplus", 60.0, None, {"mhv": 0.5})})
+    published.save(t4, tmp_path)
+    assert published.load(tmp_path, published.Table4).readings["AFC concat"].gates == {"mhv": 0.5}
+    assert published.load(tmp_path, published.Fig5) is None  # that notebook did not publish
+    assert len({r.STEM for r in published.RESULTS}) == len(plan.NOTEBOOKS) == len(published.RESULTS)
+
+
 def test_existing_report_is_never_overwritten(tmp_path: Path) -> None:
     out = tmp_path / "smoke"
-    assert report.prepare_output(out, force=False) is None
+    assert build.prepare_output(out, force=False) is None
     (out / "index.html").write_text("old")
     with pytest.raises(FileExistsError, match="--force"):
-        report.prepare_output(out, force=False)
-    aside = report.prepare_output(out, force=True)
+        build.prepare_output(out, force=False)
+    aside = build.prepare_output(out, force=True)
     assert (aside / "index.html").read_text() == "old" and out.is_dir() and not any(out.iterdir())
 
 
 # ---------------------------------------------------------------- notebooks
 
 
-@pytest.mark.parametrize("stem", [s for s, _ in report.NOTEBOOKS])
+@pytest.mark.parametrize("stem", [s for s, _ in plan.NOTEBOOKS])
 def test_notebook_has_parameters_and_no_outputs(stem: str) -> None:
-    nb = nbformat.read(str(report.NOTEBOOK_DIR / f"{stem}.ipynb"), as_version=4)
+    nb = nbformat.read(str(plan.NOTEBOOK_DIR / f"{stem}.ipynb"), as_version=4)
     params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1
-    for name in ("profile", "datasets", "seeds", "device", "output_dir"):
+    for name in ("profile", "datasets", "seeds", "device", "output_dir", "plan", "no_train"):
         assert re.search(rf"^{name} = ", params[0].source, re.M), name
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
 
 
-def test_no_train_mode_reports_missing_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fetch_never_trains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FER_RESULTS", str(tmp_path))
-    monkeypatch.setenv(report.NO_TRAIN_ENV, "1")
-    cfgs = [report.config("synthetic", "smoke", 0), report.config("synthetic", "smoke", 0, model="no_such_model")]
-    missing, unknown = report.fetch(cfgs)
+    cfgs = [plan.config("synthetic", "smoke", 0), plan.config("synthetic", "smoke", 0, model="no_such_model")]
+    missing, unknown = results.fetch(cfgs, no_train=True)
     assert missing.record is None and missing.why.startswith("not trained yet")
     assert unknown.record is None and "unknown model 'no_such_model'" in unknown.why
-    assert not (tmp_path / "runs" / cfgs[0].id / "metrics.json").exists()
+    with pytest.raises(results.MissingRun, match=cfgs[0].id):  # the build trains every planned run first
+        results.fetch(cfgs[:1])
+    (skipped,) = results.fetch(cfgs[:1], skipped={cfgs[0].id: "DatasetError: broken"})
+    assert skipped.why == "DatasetError: broken"
+    assert not (tmp_path / "runs" / cfgs[0].id).exists()
 
 
 def test_baselines_run_at_their_native_size_only_under_the_paper_profile() -> None:
-    for profile, sizes in (("cpu", {64}), ("paper", {224, 112})):
-        got = {m: report.baseline_config(m, "ferplus", profile, 0).plan.image_size for m in paper.FIGURE_METHODS}
+    for profile, sizes in (("cpu", {PROFILES["cpu"].image_size}), ("paper", {224, 112})):
+        got = {m: plan.baseline_config(m, "ferplus", profile, 0).plan.image_size for m in paper.FIGURE_METHODS}
         assert set(got.values()) == sizes, (profile, got)
-    assert report.baseline_config("DDAMFN", "ferplus", "paper", 0).plan.image_size == paper.NATIVE_IMAGE_SIZE["DDAMFN"] == 112
+    assert plan.baseline_config("DDAMFN", "ferplus", "paper", 0).plan.image_size == paper.NATIVE_IMAGE_SIZE["DDAMFN"] == 112
 
 
 def test_findings_state_the_region_numbers_or_why_not(tmp_path: Path) -> None:
-    rows = [{"model": m, "map": "A_s", "family": "attention", "mass in regions": mass, "region area": 0.06,
-             "lift (mass / area)": mass / 0.06} for m, mass in (("DAF-MHSCA", 0.12), ("DAN", 0.06))]
-    rows.append({"model": "DAN", "map": "grad-cam", "family": "attribution", "mass in regions": 0.03, "region area": 0.06,
-                 "lift (mass / area)": 0.5})
-    (tmp_path / "10_attributions.json").write_text(json.dumps({"dataset": "synthetic", "synthetic": True, "regions": rows}))
-    text = report.findings(tmp_path, "smoke")
+    rows = [published.RegionRow(m, "A_s", "attention", mass, 0.06, mass / 0.06) for m, mass in (("DAF-MHSCA", 0.12), ("DAN", 0.06))]
+    rows.append(published.RegionRow("DAN", "grad-cam", "attribution", 0.03, 0.06, 0.5))
+    published.save(published.Attributions("synthetic", True, 0, [], {}, [], rows), tmp_path)
+    text = html.findings(tmp_path, "smoke")
     line = next(x for x in text.splitlines() if "key facial" in x)
     assert "cover 6.0%" in line and "DAF-MHSCA A_s 12.0% (lift 2.00)" in line and "DAN grad-cam 3.0% (lift 0.50)" in line
-    (tmp_path / "10_attributions.json").write_text(json.dumps({"dataset": "ferplus", "synthetic": False, "regions": []}))
-    assert "ferplus has no region masks" in report.findings(tmp_path, "cpu")
+    published.save(published.Attributions("ferplus", False, 0, [], {}, [], []), tmp_path)
+    assert "ferplus has no region masks" in html.findings(tmp_path, "cpu")
+
+
+# ---------------------------------------------------------------- the plan
+
+
+def test_the_plan_travels_to_the_notebooks_unchanged(tmp_path: Path) -> None:
+    report_plan = plan.make_plan("cpu", ["fer2013", "ferplus"], no_train=True)
+    report_plan.skipped = {"x": "why"}
+    page = open_page(plan=report_plan.save(tmp_path), output_dir=tmp_path)
+    assert [c.id for c in page.plan.configs()] == [c.id for c in report_plan.configs()]
+    assert set(page.plan.groups) == set(plan.GROUPS) and page.plan.statuses == report_plan.statuses
+    assert page.plan.no_train and page.plan.skipped == {"x": "why"}
+    assert all(isinstance(k, tuple) for k in page.plan.groups["table3"])
+    assert [c.id for c in report_plan.configs(["table3"])][:1] == [report_plan.groups["table3"][(paper.OURS, "fer2013", "scratch")][0].id]
+    # the cpu scope: Table 3 and Table 4 with three seeds and the ResNet18 control; the sweeps with seed 0
+    assert len(report_plan.groups["table3"][(paper.CONTROL, "ferplus", "scratch")]) == 3
+    assert len(report_plan.groups["table4"][(paper.CONTROL, "fer2013")]) == 3
+    assert all(len(cfgs) == 1 for cfgs in report_plan.groups["table5"].values())
+
+
+def test_banner_and_scope_note_come_from_the_profile_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "SMOKE PROFILE" in plan.banner("smoke") and PROFILES["smoke"].describe() in plan.banner("smoke")
+    assert PROFILES["cpu"].describe() in plan.banner("cpu") and "Expect lower numbers" in plan.banner("cpu")
+    assert "Expect lower" not in plan.banner("paper")
+    monkeypatch.setitem(PROFILES, "cpu", dataclasses.replace(PROFILES["cpu"], image_size=96))
+    assert "96 px" in plan.banner("cpu")
+    assert plan.scope_note("smoke") == ("N_h in {1, 4} only (paper: 1, 2, 4, 8, 16); theta in {0.3, 1} only "
+                                        "(paper: 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1); alternative readings not trained")
+    assert plan.scope_note("paper") == ""
+    monkeypatch.setitem(plan.SCOPES, "paper", dataclasses.replace(plan.SCOPES["paper"], readings=False))
+    assert plan.scope_note("paper") == "alternative readings not trained"
+
+
+def test_an_unknown_dataset_fails_at_once() -> None:
+    proc = subprocess.run([sys.executable, "-m", "fer_lib.report", "--profile", "cpu", "--datasets", "nosuch"],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == ["[report] unknown dataset 'nosuch'; known: " + ", ".join(fer_lib.data.available_datasets())]
+    with pytest.raises(plan.UnknownDataset, match="'nosuch'"):
+        plan.make_plan("cpu", ["fer2013", "nosuch"])
+
+
+NEW_DATASET = """
+from pathlib import Path
+
+from fer_lib.data import DatasetError, DatasetInfo, data_root, register_dataset
+from fer_lib.data.folder import load_folder
+
+CLASSES = ("a", "b")
+
+
+def find_tinyfaces(root=None) -> Path:
+    base = data_root(root) / "tinyfaces"
+    if not (base / "train").is_dir():
+        raise DatasetError(f"{base}: no train/ folder")
+    return base
+
+
+TINYFACES = DatasetInfo(label="TinyFaces", classes=CLASSES, stored_side=32, find=find_tinyfaces)
+
+
+@register_dataset("tinyfaces", TINYFACES)
+def load_tinyfaces(root=None, cache=False):
+    return load_folder(find_tinyfaces(root), classes=CLASSES, image_size=32, name="tinyfaces", cache=cache)
+"""
+
+
+def test_a_dataset_registered_in_its_own_module_is_listed_found_planned_and_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    (modules / "tinyfaces.py").write_text(textwrap.dedent(NEW_DATASET))
+    monkeypatch.setattr(fer_lib.data, "__path__", [*fer_lib.data.__path__, str(modules)])  # found like the package's own modules
+    monkeypatch.setattr(fer_lib.data, "DATASETS", dict(fer_lib.data.DATASETS))
+    monkeypatch.setattr(fer_lib.data, "INFO", dict(fer_lib.data.INFO))
+    monkeypatch.delitem(sys.modules, "fer_lib.data.tinyfaces", raising=False)
+    monkeypatch.setenv("FER_DATA", str(tmp_path / "data"))
+    assert "tinyfaces" in fer_lib.data.available_datasets()  # listed
+    (status,) = [s for s in plan.dataset_statuses("cpu", ["tinyfaces"]) if s.name == "tinyfaces"]
+    assert not status.run and status.why.startswith("TinyFaces not found under $FER_DATA=")
+    (tmp_path / "data" / "tinyfaces" / "train").mkdir(parents=True)
+    report_plan = plan.make_plan("cpu", ["tinyfaces"])
+    assert report_plan.status("tinyfaces").run and report_plan.status("tinyfaces").label == "TinyFaces"  # found
+    cfgs = report_plan.configs()
+    assert cfgs and {c.dataset for c in cfgs} == {"tinyfaces"} and report_plan.figure == "tinyfaces"  # planned
+    assert any("tinyfaces is not in Table 2" in n for n in plan.config("tinyfaces", "paper", 0).plan.notes)  # its (absent) Table 2 row
+    assert plan.config("tinyfaces", "smoke", 0).plan.data_options["num_classes"] == 2  # its classes
+    outcomes = {(paper.OURS, "tinyfaces", "scratch"): [results.Outcome(None, fake_record("tinyfaces", 0.6))]}
+    _, _, index = tables.table3_frames(report_plan, outcomes)
+    assert index.rows[-1]["Dataset"] == "TinyFaces" and index.rows[-1]["Reproduced"] == "60.00"  # reported
+    assert len(index.rows) == len(plan.PAPER_DATASETS) + 1

@@ -1,15 +1,18 @@
 """Datasets in their official formats, decoded once into a cached uint8 tensor file.
 
 Every loader returns a :class:`FaceData`: all images of all splits as one uint8 tensor, so the
-whole dataset can sit in memory (or on the GPU) and be augmented there in batches.
+whole dataset can sit in memory (or on the GPU) and be augmented there in batches. Each loader
+module describes its datasets where it defines them (:class:`DatasetInfo`, passed to
+:func:`register_dataset`); the modules of this package are found with ``pkgutil``, so a new
+dataset is one new module.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -68,14 +71,44 @@ class FaceData:
         return torch.bincount(self.labels[self.indices(split)], minlength=self.num_classes)
 
 
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What is known of a dataset before loading it (timm's ``default_cfgs`` for data).
+
+    label: how tables write it. classes: class names in label order (None: read from the files).
+    stored_side: side of the faces as stored (None: a loader option). grey: stored with one channel.
+    table2: the paper's Table 2 training row (lr, batch size), or None. table2_row: the dataset whose
+    Table 2 row applies (the same faces in another format), if not this one. find: a cheap look-up of
+    the files under a data root (no decoding) that returns a path or raises :class:`DatasetError`;
+    None when nothing is read. synthetic: the built-in drawn faces.
+    """
+
+    label: str
+    classes: tuple[str, ...] | None = None
+    stored_side: int | None = None
+    grey: bool = False
+    table2: dict[str, Any] | None = field(default=None, hash=False)
+    table2_row: str | None = None
+    find: Callable[[str | os.PathLike | None], Path] | None = field(default=None, compare=False)
+    synthetic: bool = False
+
+    @property
+    def num_classes(self) -> int | None:
+        return len(self.classes) if self.classes else None
+
+
 DATASETS: dict[str, Callable[..., FaceData]] = {}
+INFO: dict[str, DatasetInfo] = {}
 
 
-def register_dataset(name: str) -> Callable[[Callable[..., FaceData]], Callable[..., FaceData]]:
-    """Decorator: make ``load_dataset(name, ...)`` call the decorated loader."""
+def register_dataset(name: str, info: DatasetInfo) -> Callable[[Callable[..., FaceData]], Callable[..., FaceData]]:
+    """Decorator: make ``load_dataset(name, ...)`` call the decorated loader, described by ``info``."""
 
     def wrap(loader: Callable[..., FaceData]) -> Callable[..., FaceData]:
+        if name in DATASETS and DATASETS[name] is not loader:
+            raise ValueError(f"dataset {name!r} registered twice")
         DATASETS[name] = loader
+        INFO[name] = info
         return loader
 
     return wrap
@@ -85,21 +118,32 @@ class DatasetError(ValueError):
     """A dataset that cannot be read as given; the message names the file and what to do."""
 
 
-# Loader modules; importing one registers its datasets.
-_LOADER_MODULES = ("fer2013", "ferplus", "rafdb", "affectnet", "folder", "synthetic")
-
-
 def _import_loaders() -> None:
+    # Importing the modules of this package registers their datasets (as fer_lib.models does for models).
     import importlib
+    import pkgutil
 
-    for module in _LOADER_MODULES:
-        importlib.import_module(f"{__name__}.{module}")
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
 
 
 def available_datasets() -> list[str]:
     """Names accepted by :func:`load_dataset`."""
     _import_loaders()
     return sorted(DATASETS)
+
+
+def dataset_info(name: str) -> DatasetInfo | None:
+    """The description of a registered dataset, or None for an unknown name."""
+    _import_loaders()
+    return INFO.get(name)
+
+
+def table2_row(name: str) -> dict[str, Any] | None:
+    """The paper's Table 2 row (lr, batch size) that applies to ``name`` (its own or its ``table2_row``'s), or None."""
+    info = dataset_info(name)
+    row = dataset_info(info.table2_row) if info is not None and info.table2_row else info
+    return dict(row.table2) if row is not None and row.table2 else None
 
 
 def load_dataset(name: str, root: str | os.PathLike | None = None, **options) -> FaceData:

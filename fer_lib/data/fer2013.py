@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from fer_lib.data import FaceData, DatasetError, data_root, register_dataset
+from fer_lib.data import DatasetError, DatasetInfo, FaceData, data_root, register_dataset
 from fer_lib.data.cache import cached, file_digest, listing_digest
 from fer_lib.data.folder import scan_folder
 from fer_lib.data.images import check_splits, decode_images
@@ -93,7 +93,11 @@ def read_fer2013_csv(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tenso
     )
 
 
-@register_dataset("fer2013")
+FER2013 = DatasetInfo(label="FER2013", classes=FER2013_CLASSES, stored_side=SIDE, grey=True,
+                      table2={"lr": 1e-4, "batch_size": 256}, find=find_fer2013_csv)
+
+
+@register_dataset("fer2013", FER2013)
 def load_fer2013(root: str | os.PathLike | None = None, cache: bool = True) -> FaceData:
     """FER2013 from ``fer2013/fer2013.csv(.gz)`` under ``root``: 28,709 / 3,589 / 3,589 faces, 7 classes."""
     path = find_fer2013_csv(root)
@@ -124,7 +128,11 @@ def find_fer2013_folder(root: str | os.PathLike | None = None) -> Path:
                        "unpack it there, or pass root=... / set $FER_DATA")
 
 
-@register_dataset("fer2013_folder")
+FER2013_FOLDER = DatasetInfo(label="FER2013 (image folder)", classes=FER2013_CLASSES, stored_side=SIDE, grey=True,
+                             table2_row="fer2013", find=find_fer2013_folder)
+
+
+@register_dataset("fer2013_folder", FER2013_FOLDER)
 def load_fer2013_folder(root: str | os.PathLike | None = None, cache: bool = True) -> FaceData:
     """FER2013 from the Kaggle image-folder copy; split by file-name prefix (Training / PublicTest / PrivateTest).
 

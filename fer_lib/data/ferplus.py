@@ -15,15 +15,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fer_lib.data import DatasetError, FaceData, data_root, register_dataset
+from fer_lib.data import SPLITS, DatasetError, DatasetInfo, FaceData, data_root, register_dataset
 from fer_lib.data.cache import file_digest, fingerprint
-from fer_lib.data.fer2013 import USAGE_TO_SPLIT, load_fer2013
+from fer_lib.data.fer2013 import SIDE, USAGE_TO_SPLIT, find_fer2013_csv, load_fer2013
 from fer_lib.data.images import check_splits, require_file
 
 # the vote columns of fer2013new.csv, in file order; the first 8 are the classes
 FERPLUS_CLASSES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
 VOTE_COLUMNS = FERPLUS_CLASSES + ("unknown", "NF")
 CSV_COLUMNS = ("Usage", "Image name") + VOTE_COLUMNS
+IMAGE_NAME = r"^fer(\d+)\.png$"  # Microsoft's script numbers the faces in file order
 
 
 def majority_labels(votes: np.ndarray) -> np.ndarray:
@@ -66,11 +67,59 @@ def read_votes(path: Path, num_rows: int) -> tuple[np.ndarray, np.ndarray, np.nd
     if split.isna().any():
         row = int(np.argmax(split.isna().to_numpy()))
         raise DatasetError(f"{path}: line {row + 2}: Usage {table['Usage'].iloc[row]!r} is not one of {list(USAGE_TO_SPLIT)}")
-    named = table["Image name"].fillna("").str.strip().str.len().to_numpy() > 0
-    return votes.to_numpy(dtype=np.int64), split.to_numpy(dtype=np.int8), named
+    names = table["Image name"].fillna("").str.strip()
+    check_name_order(path, names)
+    return votes.to_numpy(dtype=np.int64), split.to_numpy(dtype=np.int8), names.str.len().to_numpy() > 0
 
 
-@register_dataset("ferplus")
+def check_name_order(path: Path, names: pd.Series) -> None:
+    """Raise DatasetError at the first row out of the file's order, as its "Image name" tells.
+
+    Microsoft's script names the faces it writes ``fer0000000.png``, ``fer0000001.png``, ... in
+    fer2013.csv's order, so the numbers of the named rows rise. Rows without a name, and rows sharing
+    a name with another row (4 in the real file: the later face overwrote the image), are skipped.
+    """
+    number = pd.to_numeric(names.str.extract(IMAGE_NAME, expand=False), errors="coerce")
+    odd = (names != "") & number.isna()
+    if odd.any():
+        row = int(np.argmax(odd.to_numpy()))
+        raise DatasetError(f"{path}: line {row + 2}: Image name {names.iloc[row]!r} is not fer<7 digits>.png; fix that line")
+    rows = np.nonzero((number.notna() & ~number.duplicated(keep=False)).to_numpy())[0]
+    falls = np.nonzero(np.diff(number.to_numpy()[rows]) <= 0)[0]
+    if len(falls):
+        before, row = rows[falls[0]], rows[falls[0] + 1]
+        raise DatasetError(f"{path}: line {row + 2}: Image name {names.iloc[row]} comes after {names.iloc[before]} "
+                           f"(line {before + 2}), so the rows are not in fer2013.csv's order (sorted or shuffled?); "
+                           "restore the original order or re-download fer2013new.csv")
+
+
+def check_kept(path: Path, split: np.ndarray, votes: np.ndarray, label: np.ndarray, named: np.ndarray) -> None:
+    """Raise DatasetError, saying why, if every row of a split the csv lists is dropped."""
+    kept = (label >= 0) & named
+    for code, name in enumerate(SPLITS):
+        rows = split == code
+        if rows.any() and not kept[rows].any():
+            empty = rows & (votes.sum(1) == 0)
+            by_vote = rows & (label < 0) & ~empty
+            raise DatasetError(
+                f"{path}: the {name!r} split has no samples left: all its {int(rows.sum())} rows are dropped "
+                f"({int(empty.sum())} with no votes at all, {int(by_vote.sum())} won by unknown/NF or without a majority, "
+                f"{int((rows & (label >= 0) & ~named).sum())} without an Image name); check the vote columns"
+            )
+
+
+def find_ferplus(root: str | os.PathLike | None = None) -> Path:
+    """``fer2013new.csv``, once the FER2013 csv whose pixels it labels is there too."""
+    path = find_ferplus_csv(root)
+    find_fer2013_csv(root)
+    return path
+
+
+FERPLUS = DatasetInfo(label="FERPlus", classes=FERPLUS_CLASSES, stored_side=SIDE, grey=True,
+                      table2={"lr": 1e-4, "batch_size": 64}, find=find_ferplus)
+
+
+@register_dataset("ferplus", FERPLUS)
 def load_ferplus(root: str | os.PathLike | None = None, cache: bool = True) -> FaceData:
     """FERPlus: 8 classes, majority-vote labels, the rows' vote distributions over the 8 classes as ``soft_labels``.
 
@@ -84,6 +133,7 @@ def load_ferplus(root: str | os.PathLike | None = None, cache: bool = True) -> F
         raise DatasetError(f"{votes_path}: line {row + 2}: Usage differs from {fer.source}; the two files must list the "
                            "same faces in the same order")
     label = majority_labels(votes)
+    check_kept(votes_path, split, votes, label, named)
     keep = np.nonzero((label >= 0) & named)[0]
     emotion_votes = votes[keep, : len(FERPLUS_CLASSES)].astype(np.float32)
     # Soft labels: the raw vote distribution over the 8 classes (every kept row has votes there).

@@ -15,7 +15,7 @@ import os
 import numpy as np
 import torch
 
-from fer_lib.data import SPLITS, FaceData, register_dataset
+from fer_lib.data import SPLITS, DatasetInfo, FaceData, register_dataset
 from fer_lib.data.cache import fingerprint
 
 # Bump when the drawing changes: part of the faces' fingerprint.
@@ -195,7 +195,11 @@ def _draw(rng: np.random.Generator, labels: np.ndarray, size: int, classes: tupl
     return np.clip(canvas, 0, 1), mask.astype(np.uint8)
 
 
-@register_dataset("synthetic")
+# Nothing to find: the faces are drawn. Seven classes (FER2013's) unless num_classes=8.
+SYNTHETIC = DatasetInfo(label="built-in synthetic faces", classes=SYNTHETIC_CLASSES[:7], synthetic=True)
+
+
+@register_dataset("synthetic", SYNTHETIC)
 def load_synthetic(
     root: str | os.PathLike | None = None,
     num_classes: int = 7,

@@ -10,17 +10,8 @@
 from fer_lib.engine.config import RunConfig
 from fer_lib.engine.evaluate import SELECTIONS, aggregate_seeds, classification_metrics, predict
 from fer_lib.engine.recipes import PROFILES, RECIPES, ConfigError, Plan
-from fer_lib.engine.runs import (
-    RunRecord,
-    get_run,
-    get_runs,
-    list_runs,
-    load_model,
-    load_record,
-    rebuild_weights,
-    results_root,
-    runs_dir,
-)
+from fer_lib.engine.records import RunRecord, list_runs, load_record, results_root, runs_dir
+from fer_lib.engine.runs import get_run, get_runs, load_model, rebuild_weights
 
 __all__ = [
     "ConfigError",

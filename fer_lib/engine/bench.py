@@ -23,9 +23,10 @@ import torch
 from fer_lib.data import FaceData
 from fer_lib.engine import distributed as D
 from fer_lib.engine.config import RunConfig
-from fer_lib.engine.inputs import load_data, make_augment
-from fer_lib.engine.runs import environment, read_json
-from fer_lib.engine.train import build_all, make_optimizer, train_indices, train_run
+from fer_lib.engine.inputs import load_data, model_input
+from fer_lib.engine.records import environment, read_json
+from fer_lib.engine.optimization import make_optimizer
+from fer_lib.engine.train import build_all, train_indices, train_run
 
 
 def bench_data(steps: int, batch_size: int, num_classes: int = 7, size: int = 48) -> FaceData:
@@ -70,14 +71,12 @@ def bench_engine(model: str = "daf_mhsca", image_size: int = 64, batch_size: int
     net.to(ctx.device)
     criterion.to(ctx.device)
     cuda = ctx.device.type == "cuda"
-    transform = make_augment(net.input_spec, False, {})[0].to(ctx.device)
-    with torch.no_grad():
-        x = transform(data.images[train_idx].to(ctx.device))
+    x = model_input(data.images[train_idx].to(ctx.device), net.input_spec)
     if cuda:
         net.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     y = data.labels[train_idx].to(ctx.device)
-    optimizer = make_optimizer(plan, [*net.parameters(), *criterion.parameters()])
+    optimizer = make_optimizer(plan, net, criterion)
     bare: list[float] = []
 
     def bare_epoch(epoch: int) -> None:

@@ -11,7 +11,7 @@ from sklearn.metrics import balanced_accuracy_score, confusion_matrix, recall_sc
 from torch import nn
 
 from fer_lib.data import FaceData
-from fer_lib.engine.inputs import make_augment
+from fer_lib.engine.inputs import model_input
 from fer_lib.models import InputSpec
 
 # Where each block of run.metrics comes from.
@@ -56,15 +56,13 @@ def predict_indices(
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     images = data.images if images is None else images
-    transform, _ = make_augment(spec, train=False, params={})
-    transform = transform.to(device)
     was_training = model.training
     model.eval()
     bf16 = device.type == "cuda" if bf16 is None else bf16
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in keep}
     has: dict[str, bool] = {k: True for k in keep}
     for batch in indices.split(batch_size):
-        x = transform(images[batch.to(images.device)].to(device, non_blocking=True))
+        x = model_input(images[batch.to(images.device)].to(device, non_blocking=True), spec)
         if bf16:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
 from fer_lib.data import FaceData, available_datasets, load_dataset
@@ -27,3 +28,10 @@ def load_data(name: str, **options: Any) -> tuple[FaceData, str]:
 def make_augment(spec: InputSpec, train: bool, params: dict[str, Any]) -> tuple[nn.Module, str]:
     """The batched on-device transform for training (``train=True``) or evaluation."""
     return Augment(spec, train=train, **params), "fer_lib.data.pipeline.Augment"
+
+
+def model_input(images: torch.Tensor, spec: InputSpec) -> torch.Tensor:
+    """uint8 B x C x H x W -> the normalised float batch a model sees at evaluation, on the images' device."""
+    transform, _ = make_augment(spec, train=False, params={})
+    with torch.no_grad():
+        return transform.to(images.device)(images)

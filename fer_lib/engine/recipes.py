@@ -15,31 +15,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# Table 2 of the paper: Adam, 40 epochs, no schedule; lr 1e-4 and batch 256 unless listed here.
-PAPER_TABLE2: dict[str, dict[str, float | int]] = {
-    "rafdb": {"lr": 0.1, "batch_size": 256},
-    "affectnet7": {"lr": 1e-4, "batch_size": 256},
-    "affectnet8": {"lr": 1e-4, "batch_size": 256},
-    "fer2013": {"lr": 1e-4, "batch_size": 256},
-    "ferplus": {"lr": 1e-4, "batch_size": 64},
-}
+# Table 2 of the paper: Adam, 40 epochs, no schedule; the lr and batch of each dataset are in its
+# description (fer_lib.data.DatasetInfo.table2, read through fer_lib.data.table2_row).
 PAPER_EPOCHS = 40
 PAPER_IMAGE_SIZE = 224
-
-# Datasets that share a Table 2 row with another name (same faces, another file format).
-ALIASES = {"fer2013_folder": "fer2013"}
-
-# Classes per dataset, known before loading (the smoke profile draws synthetic faces with as many).
-NUM_CLASSES = {
-    "fer2013": 7,
-    "fer2013_folder": 7,
-    "ferplus": 8,
-    "rafdb": 7,
-    "affectnet7": 7,
-    "affectnet8": 8,
-    "synthetic": 7,
-    "folder": 7,
-}
+DEFAULT_NUM_CLASSES = 7  # a dataset whose classes are read from its files (an image folder)
 
 RECIPES: dict[str, str] = {
     "paper": "Table 2 as printed: Adam, 40 epochs, no schedule, lr 1e-4 (RAF-DB 0.1), batch 256 (FERPlus 64)",
@@ -154,8 +134,12 @@ def resolve_plan(
     unknown = sorted(set(overrides) - set(OVERRIDABLE))
     if unknown:
         raise ConfigError(f"unknown override(s) {unknown}; allowed: {list(OVERRIDABLE)}")
+    from fer_lib.data import dataset_info, table2_row
+
     prof = PROFILES[profile]
-    row_name = ALIASES.get(dataset, dataset)
+    info = dataset_info(dataset)
+    row_name = (info.table2_row if info else None) or dataset  # fer2013_folder: FER2013's row
+    row = table2_row(dataset)
     notes: list[str] = []
     values: dict[str, Any] = {
         "optimizer": "adam", "lr": 1e-4, "batch_size": 256, "epochs": PAPER_EPOCHS, "weight_decay": 0.0,
@@ -166,10 +150,10 @@ def resolve_plan(
     if recipe in UNIFORM_RECIPES:
         values.update(UNIFORM_RECIPES[recipe])
         notes.append(f"recipe {recipe}: {RECIPES[recipe]}, not Table 2")
-    elif row_name in PAPER_TABLE2:
-        values.update(PAPER_TABLE2[row_name])
+    elif row is not None:
+        values.update(row)
     else:
-        values.update(PAPER_TABLE2["fer2013"])
+        values.update(table2_row("fer2013"))
         notes.append(f"{dataset} is not in Table 2: the FER2013 row (lr 1e-4, batch 256) is used")
     if recipe == "ours" and row_name == "rafdb":
         values["lr"] = 1e-4  # ours: Adam at Table 2's lr 0.1 diverges (DAN used 0.1 with SGD)
@@ -187,7 +171,7 @@ def resolve_plan(
             notes.append(f"profile {profile}: {prof.epochs} epochs (paper: {PAPER_EPOCHS})")
     if prof.train_subset is not None:
         notes.append(f"profile {profile}: training subset of {prof.train_subset} faces (fixed draw)")
-    num_classes = NUM_CLASSES.get(dataset, 7)
+    num_classes = (info.num_classes if info else None) or DEFAULT_NUM_CLASSES
     loaded = dataset
     options = dict(data_options or {})
     if prof.synthetic:

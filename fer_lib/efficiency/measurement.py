@@ -12,17 +12,18 @@ Training memory is what the device lets us measure honestly:
   (summed over distinct storages with ``torch.autograd.graph.saved_tensors_hooks``). It leaves out
   short-lived temporaries, so it is a lower bound of the true peak.
 
-Models are built through :func:`fer_lib.models.build_model` and trained with their own criterion
-(:func:`fer_lib.losses.build_criterion`), so any registered model can be measured.
+Model, criterion, optimiser and precision come from the trainer's own set-up
+(``train.build_all``, ``optimization.make_optimizer``, ``precision.resolve_precision``; Table 2's
+Adam at lr 1e-4, fp32 unless ``precision`` asks otherwise), so any registered model is measured as it trains.
 """
 
 from __future__ import annotations
 
 import os
-import platform
 import statistics
 import time
-from dataclasses import dataclass, field
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Sequence
 
 import torch
@@ -30,14 +31,19 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from fer_lib import paper
-from fer_lib.engine.recipes import PAPER_TABLE2
+from fer_lib.data import FaceData, table2_row
+from fer_lib.engine import RunConfig
+from fer_lib.engine.records import machine as machine_facts
+from fer_lib.engine.optimization import make_optimizer
+from fer_lib.engine.precision import resolve_precision
+from fer_lib.engine.train import build_all
 from fer_lib.models import build_model
 
 MIB = 2**20
 
 # Sec. 3.8 states these two numbers for DAF-MHSCA and nothing about batch size, precision or device.
 # The paper's stated point (paper.FIG9), with Table 2's training batch for the arithmetic of the notes.
-PAPER_CLAIM = {**paper.FIG9[paper.OURS], "batch_size": PAPER_TABLE2["fer2013"]["batch_size"]}
+PAPER_CLAIM = {**paper.FIG9[paper.OURS], "batch_size": table2_row("fer2013")["batch_size"]}
 
 
 @dataclass(frozen=True)
@@ -50,12 +56,8 @@ class Entry:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-ABLATIONS: dict[str, dict[str, bool]] = {
-    "w/o AFC": {"use_afc": False},
-    "w/o DAF": {"use_daf": False},
-    "w/o CA": {"use_ca": False},
-    "w/o MHSCA": {"use_mhsca": False},
-}
+# Table 4's rows that remove one component (the full model and our ResNet18 control are measured apart).
+ABLATIONS: dict[str, dict[str, bool]] = {k: v for k, v in paper.ABLATION_OPTIONS.items() if k not in (paper.OURS, paper.CONTROL)}
 
 
 def paper_entries() -> list[Entry]:
@@ -84,21 +86,9 @@ def as_entry(item: Entry | tuple[str, dict[str, Any]]) -> Entry:
 
 
 def machine(device: torch.device | str = "cpu") -> dict[str, Any]:
-    """The hardware and software the numbers come from (no host name)."""
-    device = torch.device(device)
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
+    """The hardware and software the numbers come from (the record store's description), the load and the date."""
     return {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
+        **machine_facts(device),
         "load_avg_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,  # other programs' share
         "date_utc": time.strftime("%Y-%m-%d", time.gmtime()),
     }
@@ -131,19 +121,23 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _setup(entry: Entry, device: torch.device, num_classes: int = 7) -> tuple[nn.Module, nn.Module, int]:
-    """The model and its own criterion (uniform class counts) on ``device``; returns the channel count too."""
-    from fer_lib.losses import build_criterion
+# The run an entry stands for: Table 2's recipe (Adam, lr 1e-4, no weight decay), seed 0.
+TABLE2_RUN = RunConfig(dataset="fer2013", recipe="paper", profile="paper")
 
-    model = build_model(entry.model, num_classes, image_size=entry.image_size, **entry.options).to(device)
-    channels = model.input_spec.channels
-    model.eval()
-    with torch.no_grad():
-        feat_dim = model(torch.zeros(2, channels, entry.image_size, entry.image_size, device=device)).features.shape[1]
-    criterion = build_criterion(model.criterion, torch.ones(num_classes), num_classes, feat_dim).to(device)
-    model.train()
+
+def _config(entry: Entry) -> RunConfig:
+    return replace(TABLE2_RUN, model=entry.model, model_options=dict(entry.options), image_size=entry.image_size)
+
+
+def _setup(entry: Entry, device: torch.device, num_classes: int = 7) -> tuple[nn.Module, nn.Module, int]:
+    """The trainer's model and criterion (uniform class counts) on ``device``; returns the channel count too."""
+    cfg = _config(entry)
+    classes = tuple(f"class_{i}" for i in range(num_classes))
+    empty = torch.zeros(0, dtype=torch.int64)
+    data = FaceData("efficiency", classes, torch.zeros(0, 1, 1, 1, dtype=torch.uint8), empty, empty.to(torch.int8))
+    model, criterion = build_all(cfg, cfg.plan, data, torch.ones(num_classes))
     criterion.train()
-    return model, criterion, channels
+    return model.to(device), criterion.to(device), model.input_spec.channels
 
 
 def _batch(batch_size: int, channels: int, size: int, device: torch.device, num_classes: int = 7) -> tuple[torch.Tensor, torch.Tensor]:
@@ -154,16 +148,23 @@ def _batch(batch_size: int, channels: int, size: int, device: torch.device, num_
 
 
 class TrainStep:
-    """One full training step, callable: forward, the model's own loss, backward, Adam step."""
+    """One full training step, callable: forward, the model's own loss, backward, the trainer's optimiser
+    (Table 2: Adam, lr 1e-4) at the trainer's precision for ``precision`` (bf16: autocast, channels_last)."""
 
-    def __init__(self, model: nn.Module, criterion: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: float = 1e-4):
+    def __init__(self, model: nn.Module, criterion: nn.Module, x: torch.Tensor, y: torch.Tensor, precision: str = "fp32"):
         self.model, self.criterion, self.x, self.y = model, criterion, x, y
         self.params = [*model.parameters(), *criterion.parameters()]
-        self.optimizer = torch.optim.Adam(self.params, lr=lr)
+        self.optimizer = make_optimizer(TABLE2_RUN.plan, model, criterion)
+        self.precision, self.precision_note = resolve_precision(precision, x.device)
+        if self.precision == "bf16":
+            self.x = x.contiguous(memory_format=torch.channels_last)
 
     def __call__(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
-        self.criterion(self.model(self.x), self.y).total.backward()
+        bf16 = self.precision == "bf16"
+        with torch.autocast(self.x.device.type, dtype=torch.bfloat16) if bf16 else nullcontext():
+            loss = self.criterion(self.model(self.x), self.y).total
+        loss.backward()
         self.optimizer.step()
 
     def resident_bytes(self) -> int:
@@ -240,6 +241,7 @@ def _forward_call(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
 def measure(
     entries: Iterable[Entry | tuple[str, dict[str, Any]]], batch_size: int = 8, steps: int = 3, warmup: int = 1,
     device: torch.device | str = "cpu", infer_batches: Sequence[int] = (1, 64), log: Callable[[str], None] | None = None,
+    precision: str = "fp32",
 ) -> list[dict[str, Any]]:
     """Every measure of each model (see the module docstring), all models held at once.
 
@@ -255,17 +257,11 @@ def measure(
         torch.manual_seed(0)
         model, criterion, channels = _setup(entry, device)
         x, y = _batch(batch_size, channels, entry.image_size, device)
-        step = TrainStep(model, criterion, x, y)
+        step = TrainStep(model, criterion, x, y, precision)
         row: dict[str, Any] = {
-            "label": entry.label,
-            "model": entry.model,
-            "options": dict(entry.options),
-            "image_size": entry.image_size,
-            "channels": channels,
-            "params": count_parameters(model),
-            "macs": count_macs(model, entry.image_size, channels, device),
-            "param_mb": parameter_memory_mb(model),
-            "train_batch": batch_size,
+            "label": entry.label, "model": entry.model, "options": dict(entry.options), "image_size": entry.image_size,
+            "channels": channels, "params": count_parameters(model), "macs": count_macs(model, entry.image_size, channels, device),
+            "param_mb": parameter_memory_mb(model), "train_batch": batch_size, "precision": step.precision,
         }
         memory = training_memory_mb(model, criterion, x, y, step)
         row["train_memory_kind"] = memory.pop("kind")
@@ -325,30 +321,21 @@ def step_time_ratio(
     ms = {name: 1000 * statistics.median(t) for name, t in times.items()}
     macs = {name: count_macs(net, image_size, channels, device) for name, (net, _, channels) in sides.items()}
     return {
-        "model": model,
-        "options": options or {},
-        "reference": reference,
-        "image_size": image_size,
-        "batch_size": batch_size,
-        "steps": steps,
-        "model_ms": ms[model],
-        "reference_ms": ms[reference],
+        "model": model, "options": options or {}, "reference": reference, "image_size": image_size,
+        "batch_size": batch_size, "steps": steps, "model_ms": ms[model], "reference_ms": ms[reference],
         "ratio": ms[model] / ms[reference],
         "ratio_of_min": min(times[model]) / min(times[reference]),  # the least disturbed step of each
         "mac_ratio": macs[model] / macs[reference],
-        "model_step_ms": [1000 * t for t in times[model]],
-        "reference_step_ms": [1000 * t for t in times[reference]],
+        "model_step_ms": [1000 * t for t in times[model]], "reference_step_ms": [1000 * t for t in times[reference]],
         **machine(device),
     }
 
 
 def complexity_table(image_size: int = 224, num_classes: int = 7) -> list[dict[str, Any]]:
     """Parameters and MACs of DAF-MHSCA, each Table 4 ablation and ResNet18 at ``image_size`` (no timing)."""
-    entries = [
-        Entry("DAF-MHSCA", "daf_mhsca", image_size),
-        *(Entry(label, "daf_mhsca", image_size, opts) for label, opts in ABLATIONS.items()),
-        Entry("ResNet18", "resnet18", image_size),
-    ]
+    entries = [Entry("DAF-MHSCA", "daf_mhsca", image_size),
+               *(Entry(label, "daf_mhsca", image_size, opts) for label, opts in ABLATIONS.items()),
+               Entry("ResNet18", "resnet18", image_size)]
     rows = []
     for e in entries:
         model = build_model(e.model, num_classes, image_size=image_size, **e.options)
@@ -359,143 +346,3 @@ def complexity_table(image_size: int = 224, num_classes: int = 7) -> list[dict[s
         r["params_vs_resnet18"] = r["params"] / base["params"]
         r["macs_vs_resnet18"] = r["macs"] / base["macs"]
     return rows
-
-
-def paper_claim_notes(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """Plain statements of what Sec. 3.8's 16.5 MB and 43 ms/iter can and cannot mean, from measured rows."""
-    by_label = {r["label"]: r for r in rows}
-    notes = []
-    ours, base = by_label.get("DAF-MHSCA"), by_label.get("ResNet18")
-    if base:
-        notes.append(
-            f"ResNet18's {base['params'] / 1e6:.2f} M parameters alone take {base['param_mb']:.1f} MiB in fp32 "
-            f"({base['params'] * 2 / MIB:.1f} MiB in fp16, {base['params'] / MIB:.1f} MiB at one byte per weight)."
-        )
-    if ours:
-        p = ours["params"]
-        notes.append(
-            f"DAF-MHSCA as built here has {p / 1e6:.2f} M parameters: {ours['param_mb']:.1f} MiB in fp32, "
-            f"{4 * p * 4 / MIB:.0f} MiB with gradients and Adam's two moments. 16.5 MB is therefore not its fp32 "
-            f"weights nor its training memory; it would fit only weights stored in about "
-            f"{PAPER_CLAIM['memory_mb'] * MIB * 8 / p:.1f} bits each, or a quantity the paper does not name."
-        )
-        flops = 3 * 2 * ours["macs"] * PAPER_CLAIM["batch_size"]  # backward ~ 2 x forward
-        notes.append(
-            f"One training step at 224 px and Table 2's batch of {PAPER_CLAIM['batch_size']} is about "
-            f"{flops / 1e12:.1f} TFLOP (3 x forward MACs x 2); doing it in 43 ms needs a sustained "
-            f"{flops / 0.043 / 1e12:.0f} TFLOP/s, reachable only with reduced precision (TF32, FP16 or BF16) on a recent data-centre GPU. "
-            "The paper names neither the GPU, the precision nor the batch behind 43 ms/iter, so the number "
-            "cannot be compared with a CPU measurement, only with one on stated hardware."
-        )
-    return notes
-
-
-def _min_ms(row: dict[str, Any]) -> float:
-    return row.get("ms_per_iter_min", min(row.get("train_step_ms") or [row["ms_per_iter"]]))
-
-
-def _fmt_int(n: float) -> str:
-    return f"{n / 1e6:.2f} M" if n >= 1e5 else f"{n / 1e3:.1f} k"
-
-
-def results_markdown(
-    rows: Sequence[dict[str, Any]], env: dict[str, Any], ratio: dict[str, Any] | None = None, warmup: int = 1
-) -> str:
-    """The generated efficiency table with the machine, the method and the paper's claims beside it."""
-    rounds = len(rows[0].get("train_step_ms", [])) if rows else 0
-    kind = rows[0]["train_memory_kind"] if rows else "cpu_estimate"
-    mem_col = "train mem. peak (MiB)" if kind == "cuda_peak" else "train mem. est. (MiB)"
-    lines = [
-        "# Efficiency of the models (Figure 9)",
-        "",
-        "Generated by `python scripts/efficiency_table.py`; do not edit by hand.",
-        "",
-        f"Machine: {env['device']} | CPU {env['cpu']}, {env['cpu_count']} logical cores, "
-        f"{env['torch_threads']} torch threads | torch {env['torch']} | python {env['python']} | {env['date_utc']} | "
-        f"load average at the end: {env.get('load_avg_1min')}.",
-        "",
-        "| model | input | params | MACs | param. mem. (MiB) | " + mem_col
-        + " | ms/iter median (min) [batch] | ms/image | infer. img/s b1 | infer. img/s b64 |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['label']} | {r['image_size']} px x {r['channels']} | {_fmt_int(r['params'])} | "
-            f"{r['macs'] / 1e9:.3f} G | {r['param_mb']:.1f} | {r['train_total_mb']:.0f} | "
-            f"{r['ms_per_iter']:.0f} ({_min_ms(r):.0f}) [{r['train_batch']}] | {r['ms_per_image']:.1f} | "
-            f"{r['infer_images_per_s_b1']:.1f} | {r['infer_images_per_s_b64']:.1f} |"
-        )
-    lines += [
-        f"| *paper, DAF-MHSCA (Sec. 3.8)* | 224 px | - | - | - | {PAPER_CLAIM['memory_mb']} \"MB\" | "
-        f"{PAPER_CLAIM['ms_per_iter']:.0f} [batch, device not stated] | - | - | - |",
-        "",
-        "How each column is measured:",
-        "- params: trainable parameters; MACs: one 1-image forward pass counted by `torch.utils.flop_counter` "
-        "(FLOPs / 2; convolutions, matrix products and attention; element-wise ops are not counted).",
-        "- param. mem.: parameter bytes in fp32.",
-    ]
-    if kind == "cuda_peak":
-        lines.append("- train mem. peak: `torch.cuda.max_memory_allocated` over one training step at the stated batch.")
-    else:
-        lines.append(
-            "- train mem. est.: there is no allocator peak on the CPU; this is an estimate at the stated batch = "
-            "parameters + gradients + Adam's two moments + the tensors autograd saves for backward (distinct "
-            "storages, via `saved_tensors_hooks`). Temporaries are left out, so it is a lower bound of the peak."
-        )
-    lines += [
-        "- ms/iter: median wall time of a full training step (forward, the model's own loss, backward, Adam) on "
-        f"random inputs at the model's paper input size, over {rounds} rounds after {warmup} untimed round(s); "
-        "min = the fastest of those steps, the least disturbed by other programs; ms/image = median / batch.",
-        "- infer. img/s: eval-mode forward passes (`torch.inference_mode`) at batch 1 and 64, median over the same "
-        "number of rounds.",
-        "- All models are held at once and every round times one call of each model in turn, so that load from "
-        "other programs falls on all of them alike. The machine is shared and the timings are few and short: "
-        "read them as relative, within this table, not as a benchmark.",
-    ]
-    if ratio:
-        fast = min(ratio["model_step_ms"]) / min(ratio["reference_step_ms"])
-        steps_a = ", ".join(f"{t:.0f}" for t in ratio["model_step_ms"])
-        steps_b = ", ".join(f"{t:.0f}" for t in ratio["reference_step_ms"])
-        lines += [
-            "",
-            "## Training-step time: DAF-MHSCA against bare ResNet18",
-            "",
-            f"Alternating steps in one run, {ratio['image_size']} px, batch {ratio['batch_size']}, "
-            f"{ratio['steps']} steps each (after {warmup} warm-up): DAF-MHSCA {ratio['model_ms']:.0f} ms, ResNet18 "
-            f"{ratio['reference_ms']:.0f} ms (medians), ratio **{ratio['ratio']:.2f}x**; ratio of the fastest "
-            f"steps {fast:.2f}x; MAC ratio {ratio['mac_ratio']:.2f}x.",
-            f"Steps (ms): DAF-MHSCA {steps_a}; ResNet18 {steps_b}.",
-        ]
-        if min(ratio["ratio"], fast) > ratio["mac_ratio"]:
-            lines.append(
-                "The step-time ratio exceeds the MAC ratio here. MACs leave out element-wise and memory-bound "
-                "work (sigmoid gates, products with attention maps, LayerNorm, softmax), which the added "
-                "attention blocks bring; the spread of the steps above shows how much of the gap the "
-                "load of this shared machine can account for. The model is reported as built, not trimmed."
-            )
-    notes = paper_claim_notes(rows)
-    if notes:
-        lines += ["", "## What the paper's 16.5 MB and 43 ms/iter can and cannot mean", ""]
-        lines += [f"- {n}" for n in notes]
-    return "\n".join(lines) + "\n"
-
-
-def complexity_markdown(rows: Sequence[dict[str, Any]]) -> str:
-    """The model-complexity table of DAF-MHSCA, its ablations and ResNet18."""
-    size = rows[0]["image_size"] if rows else 224
-    lines = [
-        "# Model complexity: DAF-MHSCA, its ablations and ResNet18",
-        "",
-        f"Generated by `python scripts/efficiency_table.py --complexity`; {size} x {size} px input, 7 classes, "
-        "MACs of one image counted by `torch.utils.flop_counter` (FLOPs / 2; element-wise ops not counted).",
-        "",
-        "| model | options | params | x ResNet18 | MACs | x ResNet18 |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        opts = ", ".join(f"{k}={v}" for k, v in r["options"].items()) or "-"
-        lines.append(
-            f"| {r['label']} | {opts} | {r['params'] / 1e6:.2f} M | {r['params_vs_resnet18']:.2f} | "
-            f"{r['macs'] / 1e9:.3f} G | {r['macs_vs_resnet18']:.2f} |"
-        )
-    return "\n".join(lines) + "\n"

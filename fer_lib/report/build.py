@@ -1,0 +1,255 @@
+"""The build: make the plan, train every planned run, execute the notebooks, render the pages.
+
+``python -m fer_lib.report --profile smoke`` (what ``run_all.sh`` calls) makes the
+:class:`~fer_lib.report.plan.ReportPlan`, trains the runs that have no record (the only place
+the report trains), writes ``plan.json`` into the output folder, executes ``notebooks/*.ipynb``
+with papermill (each reads that plan) and renders an index page, one page per notebook and the
+reproduction notes. The HTML needs no network: images are embedded and no script comes from a CDN.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from fer_lib.data import DatasetError
+from fer_lib.engine import ConfigError, get_run, load_model, rebuild_weights
+from fer_lib.engine.records import machine_line
+from fer_lib.engine.runs import validate
+from fer_lib.report import published as P
+from fer_lib.report.html import render_index, render_notebook, render_notes
+from fer_lib.report.plan import (
+    NOTEBOOK_DIR,
+    NOTEBOOKS,
+    PROFILES,
+    REPORT_DIR,
+    ReportPlan,
+    UnknownDataset,
+    check_datasets,
+    make_plan,
+    scope_note,
+)
+from fer_lib.report.tables import summary_markdown
+
+CELL_TIMEOUT_ENV = "FER_CELL_TIMEOUT"
+
+
+def prepare_output(out_dir: Path, force: bool) -> Path | None:
+    """Refuse to reuse a non-empty report folder unless ``force``; then move the old one aside (never deleted)."""
+    if not out_dir.exists() or not any(out_dir.iterdir()):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return None
+    if not force:
+        raise FileExistsError(f"{out_dir} already holds a report: pass --force to move it aside (to {out_dir.name}.<date>) and rebuild")
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(out_dir.stat().st_mtime))
+    aside = out_dir.with_name(f"{out_dir.name}.{stamp}")
+    k = 1
+    while aside.exists():
+        aside = out_dir.with_name(f"{out_dir.name}.{stamp}-{k}")
+        k += 1
+    out_dir.rename(aside)
+    out_dir.mkdir(parents=True)
+    return aside
+
+
+def untrainable_reason(cfg: Any) -> str:
+    """Why the engine would refuse ``cfg`` (unknown model, dataset, recipe...), or ""."""
+    try:
+        validate(cfg)
+    except ConfigError as exc:
+        return str(exc)
+    return ""
+
+
+def train_planned(plan: ReportPlan, device: str | None = None, say: Callable[[str], None] = print) -> dict[str, str]:
+    """Train every planned run that has no record yet, one after another with a counter; returns the
+    runs that could not be trained (id -> why), which the notebooks show as "not run"."""
+    cfgs = plan.configs()
+    say(f"[report] {len(cfgs)} runs needed")
+    skipped: dict[str, str] = {}
+    for k, cfg in enumerate(cfgs, start=1):
+        head = f"[report] run {k}/{len(cfgs)} {cfg.id}"
+        why = untrainable_reason(cfg)
+        if why:
+            say(f"{head}: not run ({why})")
+            skipped[cfg.id] = why
+            continue
+        try:
+            if get_run(cfg, train=False) is not None:
+                say(f"{head}: cached")
+                continue
+            what = " ".join(str(x) for x in (cfg.model, cfg.model_options or "", cfg.loss_options or "", cfg.overrides or "") if x)
+            say(f"{head}: training ({what}, seed {cfg.seed})")
+            t0 = time.time()
+            get_run(cfg, train=True, device=device or None)
+            say(f"{head}: done in {time.time() - t0:.0f} s")
+        except (ConfigError, DatasetError, FileNotFoundError) as exc:
+            skipped[cfg.id] = f"{type(exc).__name__}: {exc}"
+            say(f"{head}: not run ({skipped[cfg.id]})")
+    return skipped
+
+
+def rebuild_checkpoints(plan: ReportPlan, device: str | None = None, say: Callable[[str], None] = print) -> None:
+    """The figure runs' checkpoints (not committed: absent in a fresh clone), retrained where missing."""
+    for cfg in plan.configs(["figures"]):
+        record = get_run(cfg, train=False) if cfg.id not in plan.skipped else None
+        if record is None:
+            continue
+        try:
+            load_model(record)
+        except FileNotFoundError:
+            say(f"[report] checkpoint of {record.id} missing: retraining it to rebuild the weights")
+            rebuild_weights(record, device=device or None, strict=False)
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised: its name and the error's last line (the executed .ipynb and its page keep the traceback)."""
+
+    def __init__(self, stem: str, error: str):
+        super().__init__(f"{stem}: {error}")
+        self.stem, self.error = stem, error
+
+
+def error_line(exc: BaseException) -> str:
+    """``Name: message`` of an exception; for a papermill error, the notebook's own exception."""
+    if getattr(exc, "ename", None):
+        return f"{exc.ename}: {exc.evalue}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def execute(stem: str, params: dict[str, Any], out_dir: Path, notebook_dir: Path = NOTEBOOK_DIR) -> Path:
+    """Run one notebook with papermill into ``out_dir`` (cell output streams to the log).
+
+    A cell that runs longer than $FER_CELL_TIMEOUT seconds (default: none) fails the notebook
+    instead of hanging the build.
+    """
+    import papermill as pm
+
+    from fer_lib import PROJECT_ROOT
+
+    out = out_dir / f"{stem}.ipynb"
+    source = notebook_dir / f"{stem}.ipynb"
+    if "interactive" in pm.inspect_notebook(str(source)):
+        # No live widgets in a build: a page without a kernel cannot use them, and nbclient intermittently
+        # never returns from a cell that creates them (jupyter/nbclient#312; about one build in two here).
+        params = {**params, "interactive": False}
+    timeout = int(os.environ[CELL_TIMEOUT_ENV]) if os.environ.get(CELL_TIMEOUT_ENV) else None
+    pm.execute_notebook(str(source), str(out), parameters=params, kernel_name="python3",
+                        log_output=True, progress_bar=False, cwd=str(PROJECT_ROOT), execution_timeout=timeout,
+                        start_timeout=120)
+    return out
+
+
+def build(profile: str = "smoke", datasets: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
+          device: str | None = None, out_dir: str | os.PathLike | None = None, force: bool = False,
+          notebooks: Sequence[str] | None = None, no_train: bool = False, pretrain: bool = True,
+          say: Callable[[str], None] = print, notebook_list: Sequence[tuple[str, str]] = NOTEBOOKS,
+          notebook_dir: Path = NOTEBOOK_DIR) -> Path:
+    """The whole report: plan, train what is missing, execute every notebook, render the pages. Returns index.html.
+
+    A failing notebook stops the build; the pages before it stay, and the index marks it failed.
+    """
+    plan = make_plan(profile, datasets, seeds, no_train=no_train)  # an unknown profile or dataset fails here, first
+    out = Path(out_dir) if out_dir else REPORT_DIR / profile
+    aside = prepare_output(out, force)
+    if aside is not None:
+        say(f"[report] previous report moved to {aside}")
+    for s in plan.statuses:
+        say(f"[report] {s.label}: {'run' if s.run else 'not run'}{' — ' + s.why if s.why else ''}")
+    started = time.time()
+    meta = {"profile": profile, "datasets requested": " ".join(plan.datasets), "seeds": " ".join(map(str, plan.seeds)),
+            "started (UTC)": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "machine": machine_line(),
+            "command": f"run_all.sh --profile {profile} --datasets {' '.join(plan.datasets)}",
+            "scope": scope_note(profile) or "as in the paper"}
+    if no_train:
+        meta["command"] += " --no-train"
+        say("[report] --no-train: only runs already recorded are shown; the others say 'not trained yet'")
+    elif pretrain:
+        plan.skipped = train_planned(plan, device, say)
+        rebuild_checkpoints(plan, device, say)
+    params = {"profile": profile, "datasets": plan.datasets, "seeds": plan.seeds, "device": device or "",
+              "output_dir": str(out.resolve()), "plan": str(plan.save(out).resolve()), "no_train": no_train}
+    pages: dict[str, str] = {}
+    chosen = [s for s, _ in notebook_list if not notebooks or s in notebooks]
+    try:
+        for k, stem in enumerate(chosen, start=1):
+            say(f"[report] notebook {k}/{len(chosen)} {stem}: executing")
+            t0 = time.time()
+            try:
+                executed = execute(stem, params, out, notebook_dir)
+            except Exception as exc:
+                pages[stem] = f"failed: {error_line(exc)}"
+                if (out / f"{stem}.ipynb").exists():
+                    render_notebook(out / f"{stem}.ipynb", out / f"{stem}.html")  # the page shows the traceback
+                say(f"[report] FAILED {stem}: {error_line(exc)}")
+                raise NotebookFailed(stem, error_line(exc)) from exc
+            render_notebook(executed, out / f"{stem}.html")
+            pages[stem] = "ok"
+            say(f"[report] notebook {k}/{len(chosen)} {stem}: done in {time.time() - t0:.0f} s -> {out / (stem + '.html')}")
+    finally:
+        meta["duration"] = f"{time.time() - started:.0f} s"
+        render_notes(out, profile)
+        index = render_index(out, profile, pages, meta, notebook_list)
+        (out / "build.json").write_text(json.dumps({**meta, "pages": pages}, indent=1) + "\n")
+        t3 = P.load(out, P.Table3)
+        if t3 is not None:
+            (out / "summary.md").write_text(summary_markdown(t3.index))
+    say(f"[report] done in {time.time() - started:.0f} s: {index}")
+    return index
+
+
+def print_plan(plan: ReportPlan) -> None:
+    """``--plan``: each dataset's status, then every run id the build needs and whether it is recorded."""
+    for s in plan.statuses:
+        print(f"{s.label}: {'run' if s.run else 'not run'}{' — ' + s.why if s.why else ''}")
+    cfgs = plan.configs()
+    for cfg in cfgs:
+        why = untrainable_reason(cfg)
+        state = f"not run ({why})" if why else ("cached" if get_run(cfg, train=False) else "to train")
+        over = f" overrides={cfg.overrides}" if cfg.overrides else ""
+        print(f"{cfg.id}  {state}  {cfg.model} {cfg.model_options} {cfg.loss_options} recipe={cfg.recipe} seed={cfg.seed}{over}")
+    print(f"{len(cfgs)} runs")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m fer_lib.report [--profile P] [--datasets ...] [--seeds ...] [--force] [--plan] [--no-train]``."""
+    parser = argparse.ArgumentParser(prog="python -m fer_lib.report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default="smoke", choices=PROFILES)
+    parser.add_argument("--datasets", nargs="+", default=None, help="default: synthetic on smoke, the paper's five otherwise")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None)
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: the engine's choice)")
+    parser.add_argument("--out", default=None, help="default results/report/<profile>")
+    parser.add_argument("--force", action="store_true", help="move an existing report aside instead of refusing")
+    parser.add_argument("--notebooks", nargs="+", default=None, help="only these notebook stems")
+    parser.add_argument("--plan", action="store_true", help="list every run the build needs (and which are cached), train nothing")
+    parser.add_argument("--no-train", action="store_true", help="render from the runs already recorded; train nothing")
+    args = parser.parse_args(argv)
+    try:
+        check_datasets(args.datasets or [])
+    except UnknownDataset as exc:
+        print(f"[report] {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    logging.getLogger("papermill").setLevel(logging.INFO)
+    if args.plan:
+        print_plan(make_plan(args.profile, args.datasets, args.seeds))
+        return 0
+    try:
+        build(args.profile, args.datasets, args.seeds, args.device, args.out, args.force, args.notebooks, no_train=args.no_train)
+    except FileExistsError as exc:
+        print(f"[report] {exc}", file=sys.stderr)
+        return 2
+    except NotebookFailed as exc:
+        print(f"[report] stopped: notebook {exc.stem} failed: {exc.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

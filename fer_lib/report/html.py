@@ -1,0 +1,188 @@
+"""The offline HTML: notebook pages through nbconvert without CDN scripts, the index and the notes.
+
+The index and the notes read what the notebooks published (:mod:`fer_lib.report.published`), field by field.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from fer_lib import PROJECT_ROOT, paper
+from fer_lib.report import published as P
+from fer_lib.report.plan import NOTEBOOKS, banner
+
+NOTES_MD = PROJECT_ROOT / "docs" / "reproduction_notes.md"
+NOTES_PAGE = "reproduction_notes"
+
+OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{# Offline: no require.js, MathJax, Mermaid or widget scripts from a CDN. #}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{% block jupyter_widgets %}{% endblock jupyter_widgets %}
+{%- block body_header -%}
+{{ super() }}
+<nav style="padding: 8px 16px; font-family: sans-serif; font-size: 14px;"><a href="index.html">&larr; report index</a></nav>
+{%- endblock body_header -%}
+"""
+
+PAGE_CSS = """
+body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 14px; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: #f0f0f0; }
+.banner { border: 2px solid #d7191c; background: #fff3f0; padding: 0.6em 1em; margin: 1em 0; }
+.ok { color: #1a9641; } .failed { color: #d7191c; font-weight: bold; } .pending { color: #888; }
+code, pre { background: #f6f6f6; padding: 1px 3px; }
+pre { padding: 0.6em; overflow-x: auto; }
+"""
+
+
+def html_exporter() -> Any:
+    """nbconvert's lab template without CDN scripts; input cells hidden (the .ipynb beside it has the code)."""
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(extra_loaders=[DictLoader({"offline.html.j2": OFFLINE_TEMPLATE})], template_name="lab")
+    exporter.template_file = "offline.html.j2"
+    exporter.embed_images = True
+    exporter.exclude_input = True
+    exporter.exclude_input_prompt = True
+    exporter.exclude_output_prompt = True
+    return exporter
+
+
+def render_notebook(ipynb: str | os.PathLike, html_path: str | os.PathLike) -> Path:
+    """Write the offline HTML page of an executed notebook."""
+    import nbformat
+
+    nb = nbformat.read(str(ipynb), as_version=4)
+    nb.metadata.pop("widgets", None)
+    body, _ = html_exporter().from_notebook_node(nb, resources={"metadata": {"name": Path(ipynb).stem}})
+    Path(html_path).write_text(body, encoding="utf-8")
+    return Path(html_path)
+
+
+def markdown_to_html(text: str) -> str:
+    """Markdown (with tables) to HTML, through the markdown renderer nbconvert itself uses."""
+    import mistune
+
+    return mistune.create_markdown(plugins=["table", "strikethrough"], escape=False)(text)
+
+
+def standalone(title: str, body: str) -> str:
+    """A standalone HTML page with inline CSS (no external resource)."""
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{PAGE_CSS}</style></head><body>\n{body}\n</body></html>\n")
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f} %"
+
+
+def _best(series: P.Series) -> float:
+    return series.x[series.mean.index(max(series.mean))]
+
+
+def findings(out_dir: Path, profile: str) -> str:
+    """Markdown: what this build's runs say about each oddity, read from the notebooks' published results."""
+    lines = [f"## What this build's runs say (profile {profile})", ""]
+    if profile == "smoke":
+        lines += ["*Smoke profile: synthetic data and two epochs. The lines below only show that each check runs; "
+                  "they say nothing about the paper.*", ""]
+    t3, t4, t5 = P.load(out_dir, P.Table3), P.load(out_dir, P.Table4), P.load(out_dir, P.Table5)
+    t8, t9, t10 = P.load(out_dir, P.Fig8), P.load(out_dir, P.Fig9), P.load(out_dir, P.Attributions)
+    rafdb = t3.rafdb_recipes if t3 else {}
+    lines.append("- **RAF-DB lr 0.1 with Adam**: " + (
+        f"Table 2 as printed (lr 0.1): {rafdb.get('paper', '—')}; with lr 1e-4 (recipe ours): {rafdb.get('ours', '—')}."
+        if rafdb else "not run in this build (RAF-DB absent or not requested)."))
+    for name, facts in (t3.data if t3 else {}).items():
+        if facts.get("synthetic"):
+            continue
+        classes = facts.get("classes") or []
+        lines.append(f"- **{paper.dataset_label(name)} as loaded**: {facts.get('n_train')} training, {facts.get('n_val')} validation, "
+                     f"{facts.get('n_test')} test faces; {len(classes)} classes ({', '.join(classes)}).")
+    for name, r in (t4.readings if t4 else {}).items():
+        gates = ", ".join(f"{k} {v:.3f}" for k, v in r.gates.items())
+        lines.append(f"- **{name}** on {r.dataset}: {_pct(r.ours)} against {_pct(r.default)} for the default reading"
+                     + (f"; mean gates {gates} (1.0 = Eq. 17's fixed weights)" if gates else "") + ".")
+    if not (t4 and t4.readings):
+        lines.append("- **Gradient gating, AFC sum vs concat**: the alternative readings were not trained in this build.")
+    for ds, variants in (t4.ablations if t4 else {}).items():
+        full = variants.get(paper.OURS)
+        if full is None:
+            continue
+        others = [v for v in variants if v != paper.OURS]
+        lower = [v for v in others if variants[v] is not None and variants[v] < full]
+        lines.append(f"- **Table 4 on {paper.dataset_label(ds)}**: full model {_pct(full)}; removing a component lowered accuracy for "
+                     f"{len(lower)} of {len(others)} ablations ({', '.join(lower) or 'none'}); the paper: all four.")
+    for name, ser in (t5.series if t5 else {}).items():
+        if ser.mean:
+            lines.append(f"- **N_h on {name}**: best {_best(ser):g} among {', '.join(f'{h:g}' for h in ser.x)} (paper: 4).")
+    if t8 and t8.theta.mean:
+        lines.append(f"- **theta on {t8.dataset}**: best {_best(t8.theta):g} among {', '.join(f'{t:g}' for t in t8.theta.x)} "
+                     "(paper: 0.3 on RAF-DB).")
+    regions = t10.regions if t10 else []
+    if regions:
+        def mass(family: str) -> str:
+            return "; ".join(f"{r.model} {r.map} {r.mass:.1%} (lift {r.lift:.2f})" for r in regions if r.family == family)
+        lines.append(f"- **Maps \"concentrate on key facial action units\"** (Sec. 3.5), on {t10.dataset}"
+                     f"{' (SYNTHETIC)' if t10.synthetic else ''}: the regions that carry each expression cover "
+                     f"{regions[0].area:.1%} of the face (lift 1 = no preference). Attention mass inside: {mass('attention')}. "
+                     f"Attribution mass inside: {mass('attribution')}.")
+    elif t10:
+        lines.append(f"- **Maps on key facial regions**: {t10.dataset} has no region masks; the smoke report "
+                     "(`./run_all.sh`) measures this on the built-in faces, whose regions are known.")
+    ours = next((r for r in (t9.rows if t9 else []) if r.get("label") == paper.OURS), None)
+    if ours:
+        lines.append(f"- **16.5 MB and 43 ms/iter**: DAF-MHSCA as built has {ours['params'] / 1e6:.2f} M parameters, "
+                     f"{ours['param_mb']:.1f} MiB in fp32; training memory {ours['train_total_mb']:.0f} MiB ({ours['train_memory_kind']}); "
+                     f"{ours['ms_per_iter']:.0f} ms per step at batch {ours['train_batch']} and {ours['image_size']} px on "
+                     f"{t9.machine.get('device', '?')}.")
+    return "\n".join(lines) + "\n"
+
+
+def render_notes(out_dir: Path, profile: str = "smoke") -> Path:
+    """The reproduction notes page: docs/reproduction_notes.md, then what this build's runs say."""
+    text = NOTES_MD.read_text(encoding="utf-8") if NOTES_MD.exists() else "# Reproduction notes\n\n(docs/reproduction_notes.md is missing)\n"
+    body = markdown_to_html(text + "\n" + findings(out_dir, profile))
+    path = out_dir / f"{NOTES_PAGE}.html"
+    path.write_text(standalone("Reproduction notes", f'<p><a href="index.html">&larr; report index</a></p>\n'
+                                                     f'<div class="banner">{markdown_to_html(banner(profile))}</div>\n' + body), encoding="utf-8")
+    return path
+
+
+def render_index(out_dir: Path, profile: str, pages: dict[str, str], meta: dict[str, Any],
+                 notebooks: Sequence[tuple[str, str]] = NOTEBOOKS) -> Path:
+    """index.html: banner, the summary table (published vs reproduced per dataset), links, status."""
+    t3 = P.load(out_dir, P.Table3)
+    parts = [f"<h1>DAF-MHSCA reproduction report — profile <code>{html.escape(profile)}</code></h1>",
+             f'<div class="banner">{markdown_to_html(banner(profile))}</div>',
+             "<p>Paper: Shao, Li and Wu, <i>A Directional Attention Fusion and Multi-Head Spatial-Channel Attention "
+             "Network for Facial Expression Recognition</i> (2025). Published numbers are typed in from the paper "
+             "(fer_lib/paper.py); reproduced numbers come from the run records under results/runs/.</p>",
+             "<h2>Summary: DAF-MHSCA test accuracy (%), published vs reproduced</h2>"]
+    if t3:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in t3.index.columns)
+        rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in t3.index.columns) + "</tr>"
+                       for r in t3.index.rows)
+        parts.append(f'<table class="summary"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>')
+        parts.append(f"<p>{html.escape(t3.index.caption)}</p>")
+    else:
+        parts.append('<p class="failed">Table 3 has not run: no summary.</p>')
+    parts.append("<h2>Pages</h2><ol>")
+    for stem, title in notebooks:
+        state = pages.get(stem, "not reached")
+        link = f'<a href="{stem}.html">{html.escape(title)}</a>' if (out_dir / f"{stem}.html").exists() else html.escape(title)
+        css = "ok" if state == "ok" else ("failed" if state.startswith("failed") else "pending")
+        parts.append(f'<li>{link} — <span class="{css}">{html.escape(state)}</span></li>')
+    parts.append(f'<li><a href="{NOTES_PAGE}.html">Reproduction notes</a> — readings, oddities of the paper, what our runs say</li></ol>')
+    parts.append("<h2>This build</h2><table>" + "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in meta.items()) + "</table>")
+    path = out_dir / "index.html"
+    path.write_text(standalone(f"DAF-MHSCA reproduction ({profile})", "\n".join(parts)), encoding="utf-8")
+    return path
+

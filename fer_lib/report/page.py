@@ -1,0 +1,142 @@
+"""The notebooks' side of the report, and the only report module they import.
+
+>>> page = open_page(profile, datasets, seeds, device, output_dir, plan, no_train)  # the papermill parameters
+>>> outcomes = page.fetch("table3")            # a named run group of the build's plan: records, never trained
+>>> page.save_figure(fig, "table3_accuracy")   # figures/table3_accuracy.png beside the pages
+>>> page.publish(Table3(...))                   # the notebook's declared result, read back by the index
+
+In a build, ``plan`` is the path of the ``plan.json`` the build wrote after training every planned
+run. Run by hand without one, the page makes the same plan from its parameters
+(:func:`fer_lib.report.plan.make_plan`); a planned run without a record then raises
+:class:`MissingRun` naming it (build the report, or pass ``no_train=True``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from fer_lib.data import FaceData
+from fer_lib.report import published
+from fer_lib.report.plan import (
+    DEFAULT_READING,
+    READINGS,
+    REPORT_DIR,
+    SYNTHETIC,
+    ReportPlan,
+    banner,
+    make_plan,
+    scope_note,
+    table5_datasets,
+)
+from fer_lib.report.published import (
+    Attributions,
+    Explore,
+    Fig5,
+    Fig6,
+    Fig7,
+    Fig8,
+    Fig9,
+    IndexTable,
+    Reading,
+    RegionRow,
+    Series,
+    Table3,
+    Table4,
+    Table5,
+    Walkthrough,
+    frame,
+)
+from fer_lib.report.results import (
+    LoadedRun,
+    MissingRun,
+    Outcome,
+    cell,
+    data_facts,
+    fetch,
+    load_run_data,
+    load_runs,
+    mean_gates,
+    model_of,
+    notebook_data,
+    primary_selection,
+    records,
+)
+from fer_lib.report.tables import column, runs_frame, sweep_caption, sweep_frame, sweep_series, table3_frames
+
+
+@dataclass
+class Page:
+    """One notebook's view of the build: its plan, output folder and device."""
+
+    plan: ReportPlan
+    output_dir: Path
+    device: str = ""
+
+    @property
+    def profile(self) -> str:
+        return self.plan.profile
+
+    @property
+    def seeds(self) -> list[int]:
+        return self.plan.seeds
+
+    def banner(self) -> str:
+        """The profile's warning (markdown)."""
+        return banner(self.profile)
+
+    def header(self) -> str:
+        """Markdown opening a page: the profile banner, the seeds and scope, and which datasets ran."""
+        note = scope_note(self.profile)
+        lines = [self.banner(), "", f"Seeds: {', '.join(map(str, self.seeds))}." + (f" {note}." if note else ""), "",
+                 "| dataset | run here | why / note |", "|---|---|---|"]
+        for s in self.plan.statuses:
+            lines.append(f"| {s.label} | {'yes' if s.run else 'no'} | {('not run: ' if not s.run else '') + s.why} |")
+        return "\n".join(lines)
+
+    def fetch(self, group: str) -> dict[Any, list[Outcome]]:
+        """A named run group of the plan ("table3", "table4", "table5", "figures", "theta"): key -> outcomes over seeds."""
+        return {key: fetch(cfgs, self.plan.no_train, self.plan.skipped) for key, cfgs in self.plan.groups[group].items()}
+
+    def figure_outcomes(self) -> tuple[str | None, str, dict[str, Outcome]]:
+        """Figures 5-7: the dataset, why it was chosen, and DAN / DDAMFN / DAF-MHSCA (first seed) on it."""
+        return self.plan.figure, self.plan.figure_why, {m: outs[0] for m, outs in self.fetch("figures").items()}
+
+    def figure_data(self) -> tuple[str, FaceData]:
+        """The figure dataset's name and faces, as its runs load them."""
+        return notebook_data(self.plan)
+
+    def load_runs(self, methods: Mapping[str, str] | None = None, data: Any = None, stand_in: bool = False) -> list[LoadedRun]:
+        """A model per method on the figure dataset (see :func:`fer_lib.report.results.load_runs`)."""
+        return load_runs(self.plan, methods, data, stand_in)
+
+    def save_figure(self, fig: Any, name: str, dpi: int = 110) -> Path:
+        """Keep a figure as ``figures/<name>.png`` beside the pages."""
+        path = self.output_dir / "figures" / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        return path
+
+    def publish(self, result: Any) -> Path:
+        """Write the notebook's declared result (a :mod:`fer_lib.report.published` dataclass) beside its page."""
+        return published.save(result, self.output_dir)
+
+
+def open_page(profile: str = "smoke", datasets: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
+              device: str = "", output_dir: str | os.PathLike = "", plan: str | os.PathLike = "", no_train: bool = False) -> Page:
+    """The page of a notebook from its papermill parameters: the build's ``plan`` file, else a plan made here."""
+    report_plan = ReportPlan.from_json(Path(plan).read_text()) if plan else make_plan(profile, datasets, seeds, no_train=no_train)
+    out = Path(output_dir) if output_dir else REPORT_DIR / report_plan.profile
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    return Page(report_plan, out, device or "")
+
+
+__all__ = [
+    "Attributions", "DEFAULT_READING", "Explore", "Fig5", "Fig6", "Fig7", "Fig8", "Fig9", "IndexTable", "LoadedRun",
+    "MissingRun", "Outcome", "Page", "READINGS", "Reading", "RegionRow", "SYNTHETIC", "Series", "Table3", "Table4",
+    "Table5", "Walkthrough", "cell", "column", "data_facts", "frame", "load_run_data", "mean_gates", "model_of",
+    "open_page", "primary_selection", "records", "runs_frame", "sweep_caption", "sweep_frame", "sweep_series",
+    "table3_frames", "table5_datasets",
+]
