@@ -130,3 +130,36 @@ def test_criterion_registry() -> None:
         build_criterion("ce", counts7(), 8, 512)
     with pytest.raises(TypeError):
         build_criterion("dan", counts7(), 7, 512, theta=0.5)
+
+
+def test_gated_weighting_with_theta_zero_and_bad_loss_options() -> None:
+    model = build_model("daf_mhsca", 7, image_size=72)
+    crit = build_criterion("daf_mhsca", counts7(), 7, 512, weighting="gated", theta=0.0).train()
+    result = crit(model(torch.randn(4, 3, 72, 72)), torch.tensor([0, 1, 2, 3]))
+    assert torch.isfinite(result.total) and result.parts["gate_mhv"] == 1.0
+    for bad in ({"theta": -0.1}, {"theta": "abc"}, {"alpha": -1.0}, {"beta": True}):
+        with pytest.raises(ValueError, match="non-negative number"):
+            build_criterion("daf_mhsca", counts7(), 7, 512, **bad)
+
+
+def test_diversity_is_identically_zero_with_one_head() -> None:
+    # Table 5's N_h = 1: no variance across one head and no pair, so L_mhv (and its gradient) vanish.
+    maps = torch.rand(3, 1, 3, 3, requires_grad=True)
+    loss = diversity_loss(maps)
+    assert loss.item() == 0.0
+    loss.backward()
+    assert torch.count_nonzero(maps.grad) == 0
+
+
+def test_probe_reports_each_terms_gradient_into_x() -> None:
+    model = build_model("daf_mhsca", 7, image_size=72)
+    crit = build_criterion("daf_mhsca", counts7(), 7, 512).train()
+    out = model(torch.randn(4, 3, 72, 72))
+    crit.probe_grads = True
+    parts = crit(out, torch.tensor([0, 1, 2, 3])).parts
+    assert {"grad_wce", "grad_dna", "grad_mhv"} <= set(parts)
+    assert parts["grad_wce"] > 0 and parts["grad_mhv"] > 0
+    # At initialisation the sigmoid-gate head maps are nearly flat: theta * L_mhv pushes x_F' far less than L_wce.
+    assert parts["grad_mhv"] < parts["grad_wce"] / 10
+    crit.probe_grads = False
+    assert "grad_wce" not in crit(out, torch.tensor([0, 1, 2, 3])).parts

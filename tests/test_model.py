@@ -82,6 +82,47 @@ def test_daf_cross_readings() -> None:
         DAF(512, 4, 3, "literal")
 
 
+def test_daf_channel_concat_reading() -> None:
+    # Eq. 7 over channels: W_Ca maps 2C -> C and one x_Ca enters both terms of Eq. 8.
+    tokens, channels = DAF(512, 3, 3), DAF(512, 3, 3, concat="channels")
+    assert tokens.w_ca.in_features == 512 and channels.w_ca.in_features == 1024
+    a_s, a_c = channels(torch.randn(2, 512, 3, 3))
+    assert a_s.shape == (2, 512, 3, 3) and a_c.shape == (2, 512)
+    rec = {}
+    channels.keep = lambda **t: rec.update(t)  # capture what forward records
+    channels(torch.randn(2, 512, 3, 3))
+    assert rec["x_Ca"].shape == (2, 3, 512)
+    assert torch.allclose(rec["a_H"].squeeze(3).transpose(1, 2), torch.sigmoid(rec["x_Ha"] + rec["x_Ca"]))
+    assert torch.allclose(rec["a_W"].squeeze(2).transpose(1, 2), torch.sigmoid(rec["x_Wa"] + rec["x_Ca"]))
+    out = build_model("daf_mhsca", 7, image_size=72, daf_concat="channels")(torch.randn(2, 3, 72, 72))
+    assert out.logits.shape == (2, 7)
+    with pytest.raises(ValueError, match="square"):
+        DAF(512, 4, 3, concat="channels")
+    with pytest.raises(ValueError, match="daf_concat"):
+        DAF(512, 3, 3, concat="stack")
+
+
+def test_small_map_convolutions_compute_the_same_function() -> None:
+    # The gather + matmul path of tiny CPU maps (x_F at 72 px is 3 x 3) against torch's convolution.
+    from fer_lib.models.layers import SmallMapConv2d
+
+    torch.manual_seed(0)
+    for kernel, stride, padding, dilation, side in [(3, 1, 1, 1, 3), (3, 1, 2, 2, 3), (3, 1, 4, 4, 3), (3, 2, 1, 1, 5),
+                                                    (1, 2, 0, 1, 5), ((1, 3), 1, (0, 1), 1, 3), (7, 2, 3, 1, 9)]:
+        conv = torch.nn.Conv2d(6, 5, kernel, stride, padding, dilation, bias=True)
+        fast = SmallMapConv2d(6, 5, kernel, stride, padding, dilation, bias=True)
+        fast.load_state_dict(conv.state_dict())
+        x = torch.randn(2, 6, side, side, requires_grad=True)
+        y, y_fast = conv(x), fast(x)
+        assert y_fast.shape == y.shape and torch.allclose(y_fast, y, atol=1e-5)
+        g, = torch.autograd.grad(y.square().sum(), x)
+        g_fast, = torch.autograd.grad(y_fast.square().sum(), x)
+        assert torch.allclose(g_fast, g, atol=1e-4)
+    model = build_model("daf_mhsca", 7, image_size=72)
+    assert any(isinstance(m, SmallMapConv2d) for m in model.modules())
+    assert all(m.groups == 1 for m in model.modules() if isinstance(m, SmallMapConv2d))
+
+
 def test_attention_map_is_outer_product_of_directions() -> None:
     # Eq. 8: A_s = a_h (x) a_w, so every channel's h x w map has rank one.
     a_s, _ = DAF(512, 5, 5).eval()(torch.randn(1, 512, 5, 5))

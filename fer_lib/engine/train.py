@@ -9,7 +9,6 @@ resumed after a kill ends exactly where an uninterrupted one does on CPU.
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from pathlib import Path
@@ -25,8 +24,10 @@ from fer_lib.engine import distributed as D
 from fer_lib.engine.config import RunConfig
 from fer_lib.engine.evaluate import classification_metrics, predict_indices, select_epochs
 from fer_lib.engine.inputs import load_data, make_augment
-from fer_lib.engine.recipes import EXPONENTIAL_GAMMA, ConfigError, Plan
-from fer_lib.engine.runs import (
+from fer_lib.engine.optimization import lr_at, make_optimizer
+from fer_lib.engine.precision import resolve_precision
+from fer_lib.engine.recipes import ConfigError, Plan
+from fer_lib.engine.records import (
     CHECKPOINTS,
     atomic_save,
     atomic_write_json,
@@ -97,68 +98,6 @@ def build_all(cfg: RunConfig, plan: Plan, data: FaceData, counts: torch.Tensor) 
 
 
 PROBE_EVERY = 50  # steps between measurements of the gradient each loss term sends into the network
-
-
-def make_optimizer(plan: Plan, model: nn.Module, criterion: nn.Module) -> torch.optim.Optimizer:
-    """The plan's optimiser. AdamW decays only the model's weight matrices and kernels (not norms,
-    biases, positional embeddings or the criterion's class centres), as is usual for it."""
-    params = [*model.parameters(), *criterion.parameters()]
-    if plan.optimizer == "adam":
-        return torch.optim.Adam(params, lr=plan.lr, weight_decay=plan.weight_decay)
-    if plan.optimizer == "adamw":
-        decay = [p for p in model.parameters() if p.ndim > 1]
-        ids = {id(p) for p in decay}
-        rest = [p for p in params if id(p) not in ids]
-        groups = [{"params": decay, "weight_decay": plan.weight_decay}, {"params": rest, "weight_decay": 0.0}]
-        return torch.optim.AdamW(groups, lr=plan.lr)
-    return torch.optim.SGD(params, lr=plan.lr, momentum=plan.momentum, weight_decay=plan.weight_decay)
-
-
-def lr_at(plan: Plan, epoch: int, step: int, steps_per_epoch: int) -> float:
-    """The learning rate of one step, a function of its position alone (so a resumed run needs no scheduler state).
-
-    ``none``: constant (Table 2). ``exponential``: lr * 0.6^epoch (DAN, DDAMFN). ``cosine``: linear
-    warm-up over ``warmup_epochs``, then half a cosine down to zero at the last step.
-    """
-    if plan.schedule == "none":
-        return plan.lr
-    if plan.schedule == "exponential":
-        return plan.lr * EXPONENTIAL_GAMMA**epoch
-    t = epoch * steps_per_epoch + step
-    warm = plan.warmup_epochs * steps_per_epoch
-    if t < warm:
-        return plan.lr * (t + 1) / warm
-    total = plan.epochs * steps_per_epoch - warm
-    return 0.5 * plan.lr * (1 + math.cos(math.pi * (t - warm) / max(1, total)))
-
-
-def cpu_supports_bf16() -> bool:
-    """True where the CPU has native bfloat16 (avx512_bf16 or AMX), so autocast to it pays."""
-    check = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
-    try:
-        if check is not None:
-            return bool(check())
-    except RuntimeError:
-        pass
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_precision(requested: str, device: torch.device) -> tuple[str, str | None]:
-    """(precision used, note or None) for a plan's ``precision`` on ``device``.
-
-    ``auto`` is bf16 autocast (with channels_last) on CUDA and on CPUs with native bfloat16, fp32 elsewhere."""
-    if requested == "fp32":
-        return "fp32", None
-    native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_supports_bf16()
-    if native:
-        return "bf16", None
-    if requested == "bf16":
-        return "bf16", f"bf16 asked for, but {device.type} has no native bfloat16: emulated, slower than fp32"
-    return "fp32", f"precision auto: {device.type} has no native bfloat16, training in fp32"
 
 
 def prepare(cfg: RunConfig, ctx: D.Context, data: FaceData | None = None) -> dict[str, Any]:

@@ -122,15 +122,22 @@ class DAF(_Recorder, nn.Module):
     ``cross="standard"`` lets the queries of one direction attend to the keys and values of the other
     (H->W and W->H). ``cross="literal"`` computes Eq. 7 as printed, softmax(Q_Hc K_Hc^T) V_Wc, which
     only has matching shapes when h == w.
+
+    ``concat`` reads Eq. 7's concat{.,.} W_Ca: ``"tokens"`` (default) stacks the h + w cross-attended
+    tokens, W_Ca maps C -> C and the result is split back into an H part (added to x_Ha) and a W part
+    (added to x_Wa); ``"channels"`` concatenates the two along channels, W_Ca maps 2C -> C, and the one
+    x_Ca is added to both terms, as Eq. 8 is printed (needs h == w).
     """
 
-    def __init__(self, channels: int = 512, height: int = 7, width: int = 7, cross: str = "standard"):
+    def __init__(self, channels: int = 512, height: int = 7, width: int = 7, cross: str = "standard", concat: str = "tokens"):
         super().__init__()
         if cross not in ("standard", "literal"):
             raise ValueError(f"daf_cross must be 'standard' or 'literal', not {cross!r}")
-        if cross == "literal" and height != width:
-            raise ValueError(f"daf_cross='literal' needs a square feature map, got {height} x {width}")
-        self.cross, self.height, self.width = cross, height, width
+        if concat not in ("tokens", "channels"):
+            raise ValueError(f"daf_concat must be 'tokens' or 'channels', not {concat!r}")
+        if (cross == "literal" or concat == "channels") and height != width:
+            raise ValueError(f"daf_cross='literal' and daf_concat='channels' need a square feature map, got {height} x {width}")
+        self.cross, self.concat, self.height, self.width = cross, concat, height, width
         c = channels
         # Eq. 4: pointwise -> GDConv -> pointwise per direction. GDConv_H is a depthwise (1, w) kernel that
         # collapses the width (one token per row), GDConv_W a depthwise (h, 1) kernel (one token per column),
@@ -149,7 +156,7 @@ class DAF(_Recorder, nn.Module):
         self.qkv_w = nn.Linear(c, 3 * c, bias=False)
         self.qkv_h_cross = nn.Linear(c, 3 * c, bias=False)
         self.qkv_w_cross = nn.Linear(c, 3 * c, bias=False)
-        self.w_ca = nn.Linear(c, c, bias=False)
+        self.w_ca = nn.Linear(2 * c if concat == "channels" else c, c, bias=False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x_h = self.branch_h(x).squeeze(3).transpose(1, 2)  # Eq. 4: x_H, B x h x C
@@ -164,8 +171,12 @@ class DAF(_Recorder, nn.Module):
             h_to_w, w_to_h = _attend(q_hc, k_wc, v_wc), _attend(q_wc, k_hc, v_hc)
         else:
             h_to_w, w_to_h = _attend(q_hc, k_hc, v_wc), _attend(q_wc, k_wc, v_hc)
-        x_ca = self.w_ca(torch.cat([h_to_w, w_to_h], dim=1))  # Eq. 7: concat{...} W_Ca
-        x_ca_h, x_ca_w = x_ca.split([self.height, self.width], dim=1)  # the H part joins x_Ha, the W part x_Wa
+        if self.concat == "tokens":
+            x_ca = self.w_ca(torch.cat([h_to_w, w_to_h], dim=1))  # Eq. 7: concat{...} W_Ca over the h + w tokens
+            x_ca_h, x_ca_w = x_ca.split([self.height, self.width], dim=1)  # the H part joins x_Ha, the W part x_Wa
+        else:
+            x_ca = self.w_ca(torch.cat([h_to_w, w_to_h], dim=2))  # Eq. 7 over channels: B x h x 2C -> B x h x C
+            x_ca_h = x_ca_w = x_ca  # Eq. 8 as printed: one x_Ca in both terms
         a_h = torch.sigmoid(x_ha + x_ca_h).transpose(1, 2).unsqueeze(3)  # B x C x h x 1
         a_w = torch.sigmoid(x_wa + x_ca_w).transpose(1, 2).unsqueeze(2)  # B x C x 1 x w
         a_s = a_h * a_w  # Eq. 8: A_s, broadcast to B x C x h x w as in coordinate attention
@@ -244,6 +255,7 @@ class DAFMHSCA(_Recorder, nn.Module):
         use_mhsca: False gives "w/o MHSCA" (GAP(x_F' * A_s) goes straight to the classifier).
         afc_fusion: "sum" (Eq. 1, default) or "concat" (the prose).
         daf_cross: "standard" (default) or "literal" Eq. 7.
+        daf_concat: Eq. 7's concat over "tokens" (default) or "channels" (W_Ca 2C -> C, one x_Ca in both terms of Eq. 8).
         head_gate: "elementwise" (Eq. 9, default) or "channel_sum" (DAN's single map).
         pretrained: local ResNet18 weights file; None starts from random initialisation.
     """
@@ -261,6 +273,7 @@ class DAFMHSCA(_Recorder, nn.Module):
         use_mhsca: bool = True,
         afc_fusion: str = "sum",
         daf_cross: str = "standard",
+        daf_concat: str = "tokens",
         head_gate: str = "elementwise",
         afc_reduction: int = 16,
         pretrained: str | os.PathLike | None = None,
@@ -270,7 +283,7 @@ class DAFMHSCA(_Recorder, nn.Module):
         side = feature_size(image_size)
         self.trunk = build_trunk(pretrained)
         self.afc = AFC(512, afc_reduction, afc_fusion) if use_afc else None
-        self.daf = DAF(512, side, side, daf_cross) if use_daf else None
+        self.daf = DAF(512, side, side, daf_cross, daf_concat) if use_daf else None
         self.mhsca = MHSCA(512, num_heads, use_ca, head_gate) if use_mhsca else None
         self.classifier = nn.Linear(512, num_classes)
 

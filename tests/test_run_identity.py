@@ -1,0 +1,46 @@
+"""A run record is tied to its data and to the code that trains: never returned for other data."""
+
+from __future__ import annotations
+
+import pytest
+
+from data_fixtures import fer2013_rows, write_fer2013_csv
+from fer_lib.data import load_dataset
+from fer_lib.engine import ConfigError, RunConfig, get_run
+from fer_lib.engine import config as config_module
+
+# The smallest real-format run: ResNet18 at 32 px for one epoch on a few dozen faces.
+CFG = RunConfig(dataset="fer2013", model="resnet18", profile="cpu",
+                overrides={"epochs": 1, "batch_size": 8, "warmup_epochs": 0}, image_size=32)
+
+
+def test_a_record_is_not_returned_for_other_data(tmp_path, monkeypatch) -> None:
+    small, large = tmp_path / "small", tmp_path / "large"
+    write_fer2013_csv(small / "fer2013" / "fer2013.csv", fer2013_rows((14, 7, 7)))
+    write_fer2013_csv(large / "fer2013" / "fer2013.csv", fer2013_rows((21, 7, 7)))
+    monkeypatch.setenv("FER_CACHE", str(tmp_path / "cache"))
+    results = tmp_path / "results"
+
+    monkeypatch.setenv("FER_DATA", str(small))
+    first = get_run(CFG, root=results, progress=False)
+    assert first.data["fingerprint"] == load_dataset("fer2013").fingerprint and first.data["n_train"] == 14
+    assert get_run(CFG, root=results, train=False).id == first.id  # same data: the record is the answer
+
+    monkeypatch.setenv("FER_DATA", str(large))
+    assert load_dataset("fer2013").fingerprint != first.data["fingerprint"]
+    for train in (True, False):
+        with pytest.raises(ConfigError, match=r"trained on other data .* 14 training faces .* 21 training faces"):
+            get_run(CFG, root=results, train=train)
+    assert (results / "runs" / first.id / "metrics.json").exists()  # the old record is kept, not overwritten
+
+
+def test_the_training_code_version_is_part_of_the_id(monkeypatch) -> None:
+    before = CFG.id
+    monkeypatch.setattr(config_module, "TRAINING_CODE_VERSION", config_module.TRAINING_CODE_VERSION + 1)
+    assert CFG.id != before and CFG.id.startswith("fer2013-resnet18-cpu-")
+
+
+def test_the_recipe_defaults_to_the_profiles() -> None:
+    assert RunConfig(dataset="fer2013", profile="cpu").recipe == "scratch"
+    assert RunConfig(dataset="fer2013", profile="paper").recipe == "paper"
+    assert RunConfig(dataset="fer2013", profile="cpu") == RunConfig(dataset="fer2013", profile="cpu", recipe="scratch")
