@@ -4,12 +4,14 @@
     nohup .venv/bin/python scripts/cpu_study.py --threads 1 > study-0.log 2>&1 &   # a worker
     nohup .venv/bin/python scripts/cpu_study.py --threads 1 > study-1.log 2>&1 &   # a second one
 
-The queue is the cpu report's own plan (``fer_lib.report.planned_configs``), ordered so that the first
+The queue is the cpu report's own plan (``fer_lib.report.plan.planned_configs``), ordered so that the first
 records answer the most: seed 0 of DAF-MHSCA and of its ResNet18 control on each dataset, then their
 seeds 1-2 and Table 4 on FER2013, then the rest. A worker takes the first run that is neither finished
 nor being trained by another worker (each run has a lock), so several workers share one queue; a
 killed worker's run resumes at its last epoch. On 2 cores two 1-thread workers train about 1.5x as
-many images per second as one 2-thread worker (docs/engine.md). Records land in results/runs/<id>/.
+many images per second as one 2-thread worker (docs/engine.md). Records land in results/runs/<id>/,
+with ``predictions.json`` (the test faces each run got right, for the report's paired intervals) written
+from the run's checkpoints when it finishes; ``--predictions`` writes it for finished runs that lack it.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from fer_lib import paper, report  # noqa: E402
+from fer_lib import paper  # noqa: E402
 from fer_lib.engine import get_run, runs_dir  # noqa: E402
-from fer_lib.engine.runs import CHECKPOINTS, load_record  # noqa: E402
+from fer_lib.engine.predictions import PREDICTIONS, write_predictions  # noqa: E402
+from fer_lib.engine.records import CHECKPOINTS, load_record  # noqa: E402
+from fer_lib.report.plan import planned_configs  # noqa: E402
 
 DATASETS = ("fer2013", "ferplus")
 
@@ -56,7 +60,7 @@ def priority(cfg) -> tuple:
 
 
 def queue() -> list:
-    return sorted(report.planned_configs("cpu", list(DATASETS)), key=priority)
+    return sorted(planned_configs("cpu", list(DATASETS)), key=priority)
 
 
 def claim(cfg) -> bool:
@@ -73,11 +77,21 @@ def claim(cfg) -> bool:
     return True
 
 
+def predict(record) -> None:
+    """Write the run's predictions.json; a run whose checkpoints are gone or disagree is reported, not fatal."""
+    try:
+        check = write_predictions(record.dir, record)["check"]
+        print(f"[study] {record.id}: predictions.json written ({check})", flush=True)
+    except (FileNotFoundError, RuntimeError) as err:
+        print(f"[study] {record.id}: no predictions.json: {err}", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--list", action="store_true", help="print the queue and each run's state; train nothing")
     parser.add_argument("--threads", type=int, default=None, help="torch threads of this worker (default: all cores)")
     parser.add_argument("--max-runs", type=int, default=None, help="stop after training this many runs")
+    parser.add_argument("--predictions", action="store_true", help="write predictions.json of finished runs lacking it; train nothing")
     args = parser.parse_args()
     runs = queue()
     if args.list:
@@ -88,6 +102,12 @@ def main() -> int:
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.predictions:
+        for cfg in runs:
+            record = load_record(runs_dir() / cfg.id)
+            if record is not None and not (record.dir / PREDICTIONS).exists():
+                predict(record)
+        return 0
     trained = 0
     for cfg in runs:
         if load_record(runs_dir() / cfg.id) is not None or not claim(cfg):
@@ -95,6 +115,7 @@ def main() -> int:
         t0 = time.time()
         print(f"[study] {cfg.id} ({cfg.model} {cfg.model_options} {cfg.loss_options} seed {cfg.seed})", flush=True)
         run = get_run(cfg, progress=False)
+        predict(run)
         print(f"[study] {cfg.id} done in {(time.time() - t0) / 60:.1f} min: test "
               f"{run.metrics['best_val']['test']['accuracy']:.4f} (epoch chosen on val)", flush=True)
         trained += 1
