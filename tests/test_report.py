@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import dataclasses
 import io
+import json
 import re
 import subprocess
 import sys
 import textwrap
+from html import escape
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,8 +22,8 @@ import pytest
 matplotlib.use("Agg")
 
 import fer_lib.data  # noqa: E402
-from fer_lib import PROJECT_ROOT, paper, plots  # noqa: E402
-from fer_lib.engine import PROFILES, RunConfig  # noqa: E402
+from fer_lib import PROJECT_ROOT, claims, paper, plots  # noqa: E402
+from fer_lib.engine import PROFILES, RunConfig, evidence  # noqa: E402
 from fer_lib.report import build, html, plan, published, results, tables  # noqa: E402
 from fer_lib.report.page import open_page  # noqa: E402
 
@@ -209,13 +211,66 @@ def test_index_and_notes_pages(tmp_path: Path) -> None:
     published.save(published.Table4({}, [], {"synthetic": {paper.OURS: 50.0, "w/o AFC": 40.0, "w/o DAF": 60.0}}, {}), tmp_path)
     published.save(published.Fig8("synthetic", published.Series([0.3, 1.0], [50.0, 55.0], [0.0, 0.0])), tmp_path)
     notes = html.render_notes(tmp_path, "smoke").read_text()
-    assert "lowered accuracy for 1 of 2 ablations (w/o AFC)" in notes and "best 1 among 0.3, 1" in notes
+    assert "lowered accuracy for 1 of 2 ablations (w/o AFC)" in notes
+    assert f"{html.NO_WINNER} among 0.3, 1" in notes and "best 1" not in notes  # no ledger behind a winner: none stated
+    supported = SimpleNamespace(claim="theta = 0.3 is best", verdict=evidence.SUPPORTED)
+    assert "best 0.3 among 0.3, 1" in html.findings(tmp_path, "cpu", [supported])
     index_page = html.render_index(tmp_path, "smoke", {"01_table3_accuracy": "ok", "02_table4_ablations": "failed: ValueError: x"}, {"machine": "m"})
     text = index_page.read_text()
     body = text.split('<table class="summary">')[1].split("</table>")[0]
     assert body.count("<tr>") == 1 + 6  # header + five paper datasets + synthetic
     assert "SYNTHETIC" in text and "failed: ValueError: x" in text and "not reached" in text
     assert not EXTERNAL.search(text) and not EXTERNAL.search(notes)
+
+
+def test_index_opens_with_the_claims_ledger_and_a_smoke_build_judges_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A smoke build that trains and executes nothing (cheap): the ledger still heads the index, one row per claim."""
+    monkeypatch.setenv("FER_RESULTS", str(tmp_path / "results"))
+    index = build.build("smoke", out_dir=tmp_path / "report", no_train=True, notebook_list=(), say=lambda _: None)
+    expected = claims.ledger({}, list(paper.DATASETS), smoke=True, budget=PROFILES["smoke"].describe(),
+                             figure_dataset=plan.SYNTHETIC)
+    text = index.read_text(encoding="utf-8")
+    assert text.index('<table class="ledger">') < text.index("<h2>Summary") < text.index("<h2>Pages")  # at the top
+    assert escape(evidence.RULE) in text.split('<table class="ledger">')[0]  # the rule, above the table
+    body = text.split('<table class="ledger">')[1].split("</table>")[0]
+    rows = re.findall(r'<tr class="(claim|extra)">(.*?)</tr>', body, re.S)
+    assert len(rows) == len(expected) and [k for k, _ in rows].count("extra") == sum(r.extra for r in expected) >= 1
+    for (_, row), claim in zip(rows, expected):
+        assert f'<a href="{claim.page}.html">' in row
+        assert re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)[3] == evidence.SMOKE
+    meta = json.loads((tmp_path / "report" / "build.json").read_text())  # read back from the build's data
+    assert [r["claim"] for r in meta["claims"]] == [r.claim for r in expected]
+    assert {r["verdict"] for r in meta["claims"]} == {evidence.SMOKE}
+    assert not (tmp_path / "results" / "runs").exists()  # nothing trained
+
+
+def _predicting_record(folder: Path, seed: int, accuracy: float, labels: np.ndarray, rng: np.random.Generator) -> SimpleNamespace:
+    """A finished record whose predictions.json gets about ``accuracy`` of its test faces right."""
+    folder.mkdir(parents=True)
+    right = rng.random(labels.size) < accuracy
+    preds = np.where(right, labels, (labels + 1) % 7)
+    stored = {"split": "test", "indices": list(range(labels.size)), "labels": labels.tolist(), "best_val": preds.tolist(),
+              "last": preds.tolist(), "fingerprint": "f"}
+    (folder / "predictions.json").write_text(json.dumps(stored))
+    return SimpleNamespace(dir=folder, data={"fingerprint": "f"}, config=SimpleNamespace(seed=seed), classes=list("abcdefg"))
+
+
+def test_a_page_names_a_winner_only_where_the_rule_backs_it(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 7, 600)
+
+    def options(**accuracy: float) -> dict:
+        return {k: [results.Outcome(None, _predicting_record(tmp_path / f"{k}-{s}-{rng.integers(1e9)}", s, a, labels, rng))
+                    for s in range(2)] for k, a in accuracy.items()}
+
+    cpu = open_page("cpu", ["fer2013"], plan="", output_dir=tmp_path / "out", no_train=True)
+    assert cpu.winner(options(h4=0.75, h1=0.55)) == "h4"
+    assert cpu.winner(options(h4=0.60, h1=0.60)) is None  # noise: no winner at this budget
+    assert cpu.winner(options(h4=0.75, h1=0.55), within_class="c") == "h4"
+    assert cpu.winner(options(h4=0.75)) is None and cpu.winner({"a": [results.Outcome(None, None, "x")], "b": []}) is None
+    smoke = open_page("smoke", output_dir=tmp_path / "out", no_train=True)
+    assert smoke.winner(options(h4=0.9, h1=0.1)) is None  # smoke builds judge nothing
+    assert "no winner at this budget" in html.NO_WINNER
 
 
 def test_published_results_read_back_as_their_dataclasses(tmp_path: Path) -> None:

@@ -18,7 +18,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from fer_lib import claims, paper
 from fer_lib.data import DatasetError
+from fer_lib.engine import PROFILES as ENGINE_PROFILES
 from fer_lib.engine import ConfigError, get_run, load_model, rebuild_weights
 from fer_lib.engine.records import machine_line
 from fer_lib.engine.runs import validate
@@ -33,8 +35,10 @@ from fer_lib.report.plan import (
     UnknownDataset,
     check_datasets,
     make_plan,
+    recipe_for,
     scope_note,
 )
+from fer_lib.report.results import fetch
 from fer_lib.report.tables import summary_markdown
 
 CELL_TIMEOUT_ENV = "FER_CELL_TIMEOUT"
@@ -106,6 +110,36 @@ def rebuild_checkpoints(plan: ReportPlan, device: str | None = None, say: Callab
         except FileNotFoundError:
             say(f"[report] checkpoint of {record.id} missing: retraining it to rebuild the weights")
             rebuild_weights(record, device=device or None, strict=False)
+
+
+def ledger_groups(plan: ReportPlan) -> dict[str, dict[Any, list[Any]]]:
+    """The plan's run groups as records (None: no record; fetched, never trained), keyed as
+    :func:`fer_lib.claims.ledger` reads them: Table 3 under each dataset's main recipe only (RAF-DB's
+    working lr, not Table 2's printed one), theta by its value."""
+    def records(cfgs: Sequence[Any]) -> list[Any]:
+        return [o.record for o in fetch(cfgs, no_train=True, skipped=plan.skipped)]
+
+    groups: dict[str, dict[Any, list[Any]]] = {}
+    groups["table3"] = {k: records(cfgs) for k, cfgs in plan.groups.get("table3", {}).items()
+                        if k[2] == recipe_for(k[1], plan.profile)}
+    groups["table4"] = {k: records(cfgs) for k, cfgs in plan.groups.get("table4", {}).items()}
+    groups["table5"] = {k: records(cfgs) for k, cfgs in plan.groups.get("table5", {}).items()}
+    groups["theta"] = {(k[0] if isinstance(k, tuple) else k): records(cfgs) for k, cfgs in plan.groups.get("theta", {}).items()}
+    return groups
+
+
+def claims_ledger(plan: ReportPlan) -> list[claims.Row]:
+    """The claims ledger of this build: one row per claim of the paper (and our control), judged from
+    the records of the plan's run groups by the one rule of :mod:`fer_lib.engine.evidence`."""
+    missing = {s.name: s.why for s in plan.statuses if not s.run and s.why}
+    return claims.ledger(ledger_groups(plan), list(paper.DATASETS), smoke=plan.profile == "smoke",
+                         budget=ENGINE_PROFILES[plan.profile].describe(), figure_dataset=plan.figure, missing=missing)
+
+
+def ledger_json(rows: Sequence[claims.Row]) -> list[dict[str, Any]]:
+    """The ledger as plain data for build.json: one object per row."""
+    return [{"claim": r.claim, "source": r.source, "page": r.page, "ours": r.ours, "verdict": r.verdict,
+             "why": r.why, "extra": r.extra} for r in rows]
 
 
 class NotebookFailed(RuntimeError):
@@ -194,9 +228,15 @@ def build(profile: str = "smoke", datasets: Sequence[str] | None = None, seeds: 
             say(f"[report] notebook {k}/{len(chosen)} {stem}: done in {time.time() - t0:.0f} s -> {out / (stem + '.html')}")
     finally:
         meta["duration"] = f"{time.time() - started:.0f} s"
-        render_notes(out, profile)
-        index = render_index(out, profile, pages, meta, notebook_list)
-        (out / "build.json").write_text(json.dumps({**meta, "pages": pages}, indent=1) + "\n")
+        try:
+            ledger, ledger_error = claims_ledger(plan), ""
+        except Exception as exc:  # the index still renders, and says why the ledger is absent
+            ledger, ledger_error = None, error_line(exc)
+            say(f"[report] claims ledger failed: {ledger_error}")
+        render_notes(out, profile, ledger)
+        index = render_index(out, profile, pages, meta, notebook_list, ledger=ledger, ledger_error=ledger_error)
+        (out / "build.json").write_text(json.dumps({**meta, "pages": pages, "claims": ledger_json(ledger or []),
+                                                    **({"claims error": ledger_error} if ledger_error else {})}, indent=1) + "\n")
         t3 = P.load(out, P.Table3)
         if t3 is not None:
             (out / "summary.md").write_text(summary_markdown(t3.index))

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from fer_lib import PROJECT_ROOT, paper
+from fer_lib.engine import evidence
 from fer_lib.report import published as P
 from fer_lib.report.plan import NOTEBOOKS, banner
 
@@ -35,6 +36,8 @@ table { border-collapse: collapse; margin: 1em 0; font-size: 14px; }
 th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: #f0f0f0; }
 .banner { border: 2px solid #d7191c; background: #fff3f0; padding: 0.6em 1em; margin: 1em 0; }
+.verdict-supported { color: #1a9641; font-weight: bold; } .verdict-contradicted { color: #d7191c; font-weight: bold; }
+tr.extra td { background: #f7f7ff; }
 .ok { color: #1a9641; } .failed { color: #d7191c; font-weight: bold; } .pending { color: #888; }
 code, pre { background: #f6f6f6; padding: 1px 3px; }
 pre { padding: 0.6em; overflow-x: auto; }
@@ -83,12 +86,20 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f} %"
 
 
-def _best(series: P.Series) -> float:
-    return series.x[series.mean.index(max(series.mean))]
+NO_WINNER = "no winner at this budget (see the claims ledger)"
 
 
-def findings(out_dir: Path, profile: str) -> str:
-    """Markdown: what this build's runs say about each oddity, read from the notebooks' published results."""
+def _backed(ledger: Sequence[Any] | None, claim: str) -> bool:
+    """Whether the claims ledger supports ``claim`` (a winner is stated only where the rule backs it)."""
+    return any(r.claim == claim and r.verdict == evidence.SUPPORTED for r in ledger or [])
+
+
+def findings(out_dir: Path, profile: str, ledger: Sequence[Any] | None = None) -> str:
+    """Markdown: what this build's runs say about each oddity, read from the notebooks' published results.
+
+    A best N_h or theta is named only where the claims ledger (``ledger``) supports the paper's choice;
+    otherwise the line says there is no winner at this budget.
+    """
     lines = [f"## What this build's runs say (profile {profile})", ""]
     if profile == "smoke":
         lines += ["*Smoke profile: synthetic data and two epochs. The lines below only show that each check runs; "
@@ -121,9 +132,11 @@ def findings(out_dir: Path, profile: str) -> str:
                      f"{len(lower)} of {len(others)} ablations ({', '.join(lower) or 'none'}); the paper: all four.")
     for name, ser in (t5.series if t5 else {}).items():
         if ser.mean:
-            lines.append(f"- **N_h on {name}**: best {_best(ser):g} among {', '.join(f'{h:g}' for h in ser.x)} (paper: 4).")
+            best = "best 4" if _backed(ledger, f"N_h = 4 heads is best on {name}") else NO_WINNER
+            lines.append(f"- **N_h on {name}**: {best} among {', '.join(f'{h:g}' for h in ser.x)} (paper: 4).")
     if t8 and t8.theta.mean:
-        lines.append(f"- **theta on {t8.dataset}**: best {_best(t8.theta):g} among {', '.join(f'{t:g}' for t in t8.theta.x)} "
+        best = "best 0.3" if _backed(ledger, "theta = 0.3 is best") else NO_WINNER
+        lines.append(f"- **theta on {t8.dataset}**: {best} among {', '.join(f'{t:g}' for t in t8.theta.x)} "
                      "(paper: 0.3 on RAF-DB).")
     regions = t10.regions if t10 else []
     if regions:
@@ -145,25 +158,50 @@ def findings(out_dir: Path, profile: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_notes(out_dir: Path, profile: str = "smoke") -> Path:
+def render_notes(out_dir: Path, profile: str = "smoke", ledger: Sequence[Any] | None = None) -> Path:
     """The reproduction notes page: docs/reproduction_notes.md, then what this build's runs say."""
     text = NOTES_MD.read_text(encoding="utf-8") if NOTES_MD.exists() else "# Reproduction notes\n\n(docs/reproduction_notes.md is missing)\n"
-    body = markdown_to_html(text + "\n" + findings(out_dir, profile))
+    body = markdown_to_html(text + "\n" + findings(out_dir, profile, ledger))
     path = out_dir / f"{NOTES_PAGE}.html"
     path.write_text(standalone("Reproduction notes", f'<p><a href="index.html">&larr; report index</a></p>\n'
                                                      f'<div class="banner">{markdown_to_html(banner(profile))}</div>\n' + body), encoding="utf-8")
     return path
 
 
+LEDGER_COLUMNS = ("Claim", "Source", "Our evidence", "Verdict", "Why")
+
+
+def ledger_html(rows: Sequence[Any] | None, error: str = "") -> str:
+    """The claims ledger (rows of :func:`fer_lib.claims.ledger`): the rule, then one table row per claim,
+    each linking to the page that shows its evidence; our own addition (the control) is marked as ours."""
+    parts = ["<h2>Claims ledger: what the paper claims and what our runs say</h2>",
+             f'<p class="rule"><b>The rule.</b> {html.escape(evidence.RULE)}</p>']
+    if rows is None:
+        parts.append(f'<p class="failed">The claims ledger was not computed{": " + html.escape(error) if error else ""}.</p>')
+        return "\n".join(parts)
+    head = "".join(f"<th>{c}</th>" for c in LEDGER_COLUMNS)
+    body = []
+    for r in rows:
+        source = html.escape(r.source) + (" <i>(our addition, not a claim of the paper)</i>" if r.extra else "")
+        claim = f'<a href="{html.escape(r.page)}.html">{html.escape(r.claim)}</a>'
+        css = "verdict-" + r.verdict.split()[0]
+        body.append(f'<tr class="{"extra" if r.extra else "claim"}"><td>{claim}</td><td>{source}</td><td>{html.escape(r.ours)}</td>'
+                    f'<td class="{css}">{html.escape(r.verdict)}</td><td>{html.escape(r.why)}</td></tr>')
+    parts.append(f'<table class="ledger"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>')
+    return "\n".join(parts)
+
+
 def render_index(out_dir: Path, profile: str, pages: dict[str, str], meta: dict[str, Any],
-                 notebooks: Sequence[tuple[str, str]] = NOTEBOOKS) -> Path:
-    """index.html: banner, the summary table (published vs reproduced per dataset), links, status."""
+                 notebooks: Sequence[tuple[str, str]] = NOTEBOOKS, ledger: Sequence[Any] | None = None,
+                 ledger_error: str = "") -> Path:
+    """index.html: banner, the claims ledger, the summary table (published vs reproduced per dataset), links, status."""
     t3 = P.load(out_dir, P.Table3)
     parts = [f"<h1>DAF-MHSCA reproduction report — profile <code>{html.escape(profile)}</code></h1>",
              f'<div class="banner">{markdown_to_html(banner(profile))}</div>',
              "<p>Paper: Shao, Li and Wu, <i>A Directional Attention Fusion and Multi-Head Spatial-Channel Attention "
              "Network for Facial Expression Recognition</i> (2025). Published numbers are typed in from the paper "
              "(fer_lib/paper.py); reproduced numbers come from the run records under results/runs/.</p>",
+             ledger_html(ledger, ledger_error),
              "<h2>Summary: DAF-MHSCA test accuracy (%), published vs reproduced</h2>"]
     if t3:
         head = "".join(f"<th>{html.escape(c)}</th>" for c in t3.index.columns)

@@ -13,13 +13,19 @@ run. Run by hand without one, the page makes the same plan from its parameters
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from fer_lib.data import FaceData
+from fer_lib.engine import evidence
+from fer_lib.engine.predictions import PREDICTIONS, correct_matrix
 from fer_lib.report import published
+from fer_lib.report.html import NO_WINNER
 from fer_lib.report.plan import (
     DEFAULT_READING,
     READINGS,
@@ -67,6 +73,12 @@ from fer_lib.report.results import (
 from fer_lib.report.tables import column, runs_frame, sweep_caption, sweep_frame, sweep_series, table3_frames
 
 
+def _test_labels(record: Any) -> np.ndarray:
+    """The true class of each test face of a run, in the row order of :func:`correct_matrix`."""
+    stored = json.loads((Path(record.dir) / PREDICTIONS).read_text())
+    return np.asarray(stored["labels"])[np.argsort(stored["indices"], kind="stable")]
+
+
 @dataclass
 class Page:
     """One notebook's view of the build: its plan, output folder and device."""
@@ -112,6 +124,35 @@ class Page:
         """A model per method on the figure dataset (see :func:`fer_lib.report.results.load_runs`)."""
         return load_runs(self.plan, methods, data, stand_in)
 
+    def winner(self, options: Mapping[Any, Sequence[Outcome]], within_class: str | None = None) -> Any | None:
+        """The option (an N_h, a theta, a method) whose runs beat every other by the one rule
+        (:func:`fer_lib.engine.evidence.winner`: paired differences on the same seeds and test faces,
+        each interval excluding 0), or None: a smoke build, fewer than two options, no common seed,
+        a run without per-face predictions, or no option supported over every other. ``within_class``:
+        only the test faces of that class (a per-class recall). Say :data:`NO_WINNER` where it is None."""
+        runs = {k: [o.record for o in outs] for k, outs in options.items()}
+        if len(runs) < 2:
+            return None
+        n = min(len(v) for v in runs.values())
+        seeds = [i for i in range(n) if all(v[i] is not None for v in runs.values())]
+        if not seeds:
+            return None
+        try:
+            correct = {k: correct_matrix([v[i] for i in seeds]) for k, v in runs.items()}
+            if any(c is None for c in correct.values()):
+                return None
+            if within_class is not None:
+                first = runs[next(iter(runs))][seeds[0]]
+                if within_class not in first.classes:
+                    return None
+                faces = _test_labels(first) == first.classes.index(within_class)
+                if not faces.any():
+                    return None
+                correct = {k: c[:, faces] for k, c in correct.items()}
+            return evidence.winner(correct, smoke=self.profile == "smoke")
+        except ValueError:  # the options were tested on different faces: they cannot be paired
+            return None
+
     def save_figure(self, fig: Any, name: str, dpi: int = 110) -> Path:
         """Keep a figure as ``figures/<name>.png`` beside the pages."""
         path = self.output_dir / "figures" / f"{name}.png"
@@ -135,7 +176,7 @@ def open_page(profile: str = "smoke", datasets: Sequence[str] | None = None, see
 
 __all__ = [
     "Attributions", "DEFAULT_READING", "Explore", "Fig5", "Fig6", "Fig7", "Fig8", "Fig9", "IndexTable", "LoadedRun",
-    "MissingRun", "Outcome", "Page", "READINGS", "Reading", "RegionRow", "SYNTHETIC", "Series", "Table3", "Table4",
+    "MissingRun", "NO_WINNER", "Outcome", "Page", "READINGS", "Reading", "RegionRow", "SYNTHETIC", "Series", "Table3", "Table4",
     "Table5", "Walkthrough", "cell", "column", "data_facts", "frame", "load_run_data", "mean_gates", "model_of",
     "open_page", "primary_selection", "records", "runs_frame", "sweep_caption", "sweep_frame", "sweep_series",
     "table3_frames", "table5_datasets",
