@@ -9,6 +9,7 @@ resumed after a kill ends exactly where an uninterrupted one does on CPU.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from pathlib import Path
@@ -189,7 +190,7 @@ def _resume(cfg: RunConfig, last: Path, device: torch.device, model: nn.Module, 
     criterion.load_state_dict(state["criterion"])
     optimizer.load_state_dict(state["optimizer"])
     _set_rng(state["rng"])
-    return [json_loads(line) for line in state["history"]], int(state["epoch"])
+    return [json.loads(line) for line in state["history"]], int(state["epoch"])
 
 
 def train_run(
@@ -389,12 +390,6 @@ def json_safe_line(row: dict[str, Any]) -> str:
     from fer_lib.engine.config import canonical_json
 
     return canonical_json(json_safe(row)) + "\n"
-
-
-def json_loads(line: str) -> dict[str, Any]:
-    import json
-
-    return json.loads(line)
 
 
 def _get_rng() -> dict[str, Any]:
