@@ -92,7 +92,7 @@ def test_paper_recipe_is_table2() -> None:
 
 def test_profiles_scale_and_say_so() -> None:
     cpu = RunConfig(dataset="ferplus", profile="cpu").plan
-    assert (cpu.recipe, cpu.optimizer, cpu.lr, cpu.batch_size, cpu.schedule) == ("scratch", "adamw", 1e-3, 128, "cosine")
+    assert (cpu.recipe, cpu.optimizer, cpu.lr, cpu.batch_size, cpu.schedule) == ("scratch", "adamw", 5e-4, 128, "cosine")
     assert cpu.image_size < 224 and cpu.epochs < 40 and cpu.train_subset is None  # the full training split
     assert any("image size" in n for n in cpu.notes) and any("epochs" in n for n in cpu.notes)
     assert any("recipe scratch" in n for n in cpu.notes)
