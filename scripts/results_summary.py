@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from fer_lib import PROJECT_ROOT
-from fer_lib.paper import MODEL_OF_METHOD, TABLE3
+from fer_lib.paper import CONTROL_OPTIONS, MODEL_OF_METHOD, TABLE3
 
 METHOD_OF_MODEL = {model: method for method, model in MODEL_OF_METHOD.items()}
 
@@ -29,9 +29,12 @@ def rows(root: Path) -> list[str]:
         published = TABLE3.get(METHOD_OF_MODEL.get(config["model"], ""), {}).get(config["dataset"]) if default else None
         ours = 100 * chosen["test"]["accuracy"]
         gap = f"{ours - published:+.2f}" if isinstance(published, (int, float)) else "-"
+        control = config["model"] == "daf_mhsca" and config["model_options"] == CONTROL_OPTIONS and not config["loss_options"]
+        model = "ResNet18 control (all modules removed)" if control else \
+            f"{config['model']} {config['model_options'] or ''} {config['loss_options'] or ''}".strip()
         out.append(
-            f"| {config['dataset']} | {config['model']} {config['model_options'] or ''} {config['loss_options'] or ''} | {config['profile']} | "
-            f"{config['seed']} | {plan['image_size']} px, {plan['epochs']} ep, {plan.get('train_subset') or 'all'} train faces | "
+            f"| {config['dataset']} | {model} | {config['profile']} | {plan['recipe']} ({plan['optimizer']} lr {plan['lr']:g}) | "
+            f"{env.get('precision', '?')} | {config['seed']} | {plan['image_size']} px, {plan['epochs']} ep, {plan.get('train_subset') or 'all'} train faces | "
             f"{chosen['epoch']} | {ours:.2f} | {100 * chosen['test']['balanced_accuracy']:.2f} | "
             f"{published if published is not None else '-'} | {gap} | {env.get('device')} ({env.get('cpu')}, {env.get('cpu_count')} cores) | `{run_dir.name}` |"
         )
@@ -55,8 +58,8 @@ def main() -> None:
         "options (Table 4 ablations, Table 5 heads, Figure 8 theta, alternative readings) are set beside their",
         "published values in the report (`./run_all.sh --profile cpu --datasets fer2013 ferplus`).",
         "",
-        "| dataset | model | profile | seed | size | epoch | test acc % | balanced % | published % | gap | hardware | run |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| dataset | model | profile | recipe | precision | seed | size | epoch | test acc % | balanced % | published % | gap | hardware | run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *rows(root),
     ]
     for peer in sorted((root / "peers").glob("*/metrics.json")):
