@@ -111,11 +111,12 @@ def test_paired_rejects_bad_input() -> None:
 def test_clear_difference_supported_reversed_contradicted() -> None:
     rng = np.random.default_rng(3)
     base = correct(rng, 0.6)[0]
-    better = np.stack([flipped(base, 0.08, rng)])
-    d = paired_difference(better, base[None], n_resamples=RESAMPLES)
+    better = np.stack([flipped(base, 0.08, rng), flipped(base, 0.08, rng)])
+    base = np.stack([base, base])
+    d = paired_difference(better, base, n_resamples=RESAMPLES)
     assert verdict(d, +1).label == SUPPORTED
     assert verdict(d, -1).label == CONTRADICTED
-    reversed_ = paired_difference(base[None], better, n_resamples=RESAMPLES)
+    reversed_ = paired_difference(base, better, n_resamples=RESAMPLES)
     assert verdict(reversed_, +1).label == CONTRADICTED and verdict(reversed_, -1).label == SUPPORTED
     assert "+8.00 points" in verdict(d, +1).why
 
@@ -131,7 +132,9 @@ def test_difference_inside_seed_noise_is_inconclusive() -> None:
     assert d.points == pytest.approx(100 * np.mean(gains))
     assert verdict(d, +1).label == INCONCLUSIVE and verdict(d, -1).label == INCONCLUSIVE
     one_seed = paired_difference(a[:1], b[:1], n_resamples=RESAMPLES)
-    assert verdict(one_seed, +1).label == SUPPORTED  # the same faces, one seed: the seed noise is unseen
+    # One seed alone looks clear (its interval excludes 0) but leaves the seed noise out: inconclusive by the rule.
+    assert one_seed.ci_low > 0
+    assert verdict(one_seed, +1).label == INCONCLUSIVE and "1 seed" in verdict(one_seed, +1).why
 
 
 def test_undefined_bound_is_inconclusive() -> None:
@@ -162,10 +165,12 @@ def test_winner_only_when_backed() -> None:
     base = correct(rng, 0.6, faces=1000)[0]
     full = flipped(base, 0.1, rng)
     close = flipped(flipped(full, -0.033, rng), 0.03, rng)  # 0.3 points below, differing on 63 faces
-    configs = {"bare": base[None], "full": full[None], "close": close[None]}
+    two = lambda x: np.stack([x, x])  # noqa: E731  (two seeds that agree: a verdict needs two)
+    configs = {"bare": two(base), "full": two(full), "close": two(close)}
     assert winner(configs, n_resamples=RESAMPLES) is None  # "full" beats "bare" clearly, "close" not
     configs.pop("close")
     assert winner(configs, n_resamples=RESAMPLES) == "full"
+    assert winner({k: v[:1] for k, v in configs.items()}, n_resamples=RESAMPLES) is None  # one seed: no winner
     assert winner(configs, n_resamples=RESAMPLES, smoke=True) is None
     assert winner({"full": configs["full"]}) is None
 

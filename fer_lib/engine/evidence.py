@@ -25,11 +25,14 @@ UNTESTABLE = "not testable here"
 SMOKE = "pipeline check only"
 LABELS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, UNTESTABLE, SMOKE)
 
+MIN_SEEDS = 2  # a verdict other than inconclusive needs this many paired seeds
+
 RULE = (
     "A claim is supported where the 95 % interval of its paired difference (same seeds, same test faces, "
     "bootstrap over faces and seeds) excludes 0 in the paper's direction, contradicted where it excludes 0 "
-    "the other way, and inconclusive at this budget otherwise; it is not testable here where its data or "
-    "hardware is absent, and smoke builds give a pipeline check only."
+    "the other way, and inconclusive at this budget otherwise, always with one seed (its interval covers "
+    "the test faces, not the training noise); it is not testable here where its data or hardware is absent, "
+    "and smoke builds give a pipeline check only."
 )
 
 # Resampled values per face-level bootstrap: vectorised in batches of about this many numbers.
@@ -147,6 +150,7 @@ def verdict(diff: Difference | None, direction: int, *, smoke: bool = False, unt
 
     ``smoke`` (a smoke build) comes first: its verdict is "pipeline check only" whatever the numbers.
     ``untestable``: why the claim cannot be tested here (data or hardware absent); kept in ``why``.
+    Fewer than :data:`MIN_SEEDS` seeds give "inconclusive": one seed's interval leaves out the seed noise.
     """
     if direction not in (1, -1):
         raise ValueError(f"direction must be +1 (paper: a > b) or -1 (paper: a < b), not {direction!r}")
@@ -158,6 +162,9 @@ def verdict(diff: Difference | None, direction: int, *, smoke: bool = False, unt
     if diff is None:
         raise ValueError("no difference to judge: pass untestable='<why>' where the claim cannot be tested")
     shown = f"{diff.points:+.2f} points, 95 % interval [{diff.ci_low:+.2f}, {diff.ci_high:+.2f}]"
+    if diff.n_seeds < MIN_SEEDS:
+        return Verdict(INCONCLUSIVE, f"{shown} over {diff.n_seeds} seed: the interval covers the test faces, "
+                                     f"not the training noise; a verdict needs {MIN_SEEDS} or more seeds", diff)
     low, high = direction * diff.ci_low, direction * diff.ci_high  # an undefined (NaN) bound excludes nothing
     if low > 0 and high > 0:
         return Verdict(SUPPORTED, f"{shown} excludes 0 in the paper's direction", diff)
