@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -30,3 +31,19 @@ def script() -> Callable[[str], ModuleType]:
         return module
 
     return load
+
+
+@pytest.fixture
+def write_notebook() -> Callable[[Path, str], None]:
+    """Write a one-cell report notebook (markdown title, the report's parameters cell, then ``code``)."""
+    import nbformat
+
+    def write(path: Path, code: str) -> None:
+        nb = nbformat.v4.new_notebook()
+        params = nbformat.v4.new_code_cell('profile = "smoke"\ndatasets = None\nseeds = None\ndevice = ""\noutput_dir = ""\nplan = ""\nno_train = False')
+        params.metadata["tags"] = ["parameters"]
+        nb.cells = [nbformat.v4.new_markdown_cell("# t"), params, nbformat.v4.new_code_cell(code)]
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, str(path))
+
+    return write

@@ -4,7 +4,9 @@
 :class:`~fer_lib.report.plan.ReportPlan`, trains the runs that have no record (the only place
 the report trains), writes ``plan.json`` into the output folder, executes ``notebooks/*.ipynb``
 with papermill (each reads that plan) and renders an index page, one page per notebook and the
-reproduction notes. The HTML needs no network: images are embedded and no script comes from a CDN.
+reproduction notes. The HTML needs no network: no script comes from a CDN, and every page links the
+stylesheets written once beside it (:mod:`fer_lib.report.site`). A notebook that leaves stdout, stderr
+or a bare value on its page, or a page over 1.5 MB, fails the build like a failing notebook.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from fer_lib.engine import ConfigError, get_run, load_model, rebuild_weights
 from fer_lib.engine.records import machine_line
 from fer_lib.engine.runs import validate
 from fer_lib.report import published as P
-from fer_lib.report.html import render_index, render_notebook, render_notes
+from fer_lib.report import site
+from fer_lib.report.html import render_index, render_notebook, render_notes, write_stylesheets
 from fer_lib.report.plan import (
     NOTEBOOK_DIR,
     NOTEBOOKS,
@@ -180,6 +183,19 @@ def execute(stem: str, params: dict[str, Any], out_dir: Path, notebook_dir: Path
     return out
 
 
+def render_page(stem: str, out: Path, plan: ReportPlan, command: str,
+                notebook_list: Sequence[tuple[str, str]] = NOTEBOOKS) -> Path:
+    """The page of an executed notebook: navigation bar, "Rebuild this" box, then the notebook."""
+    box = site.page_box(stem, plan, out, command, machine_line())
+    return render_notebook(out / f"{stem}.ipynb", out / f"{stem}.html", nav=site.nav_html(stem, notebook_list), box=box)
+
+
+def check_page(stem: str, out: Path) -> None:
+    """The site's rules on an executed notebook and its page (:class:`site.PageCheckFailed` if broken)."""
+    site.check_outputs(out / f"{stem}.ipynb", stem)
+    site.check_page_size(out / f"{stem}.html")
+
+
 def build(profile: str = "smoke", datasets: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
           device: str | None = None, out_dir: str | os.PathLike | None = None, force: bool = False,
           notebooks: Sequence[str] | None = None, no_train: bool = False, pretrain: bool = True,
@@ -187,7 +203,9 @@ def build(profile: str = "smoke", datasets: Sequence[str] | None = None, seeds: 
           notebook_dir: Path = NOTEBOOK_DIR) -> Path:
     """The whole report: plan, train what is missing, execute every notebook, render the pages. Returns index.html.
 
-    A failing notebook stops the build; the pages before it stay, and the index marks it failed.
+    A failing notebook stops the build; the pages before it stay, and the index marks it failed. So does a
+    notebook that breaks a rule of the site (:func:`check_page`), and an index or notes page over 1.5 MB
+    raises :class:`site.PageCheckFailed` at the end.
     """
     plan = make_plan(profile, datasets, seeds, no_train=no_train)  # an unknown profile or dataset fails here, first
     out = Path(out_dir) if out_dir else REPORT_DIR / profile
@@ -197,6 +215,7 @@ def build(profile: str = "smoke", datasets: Sequence[str] | None = None, seeds: 
     for s in plan.statuses:
         say(f"[report] {s.label}: {'run' if s.run else 'not run'}{' — ' + s.why if s.why else ''}")
     started = time.time()
+    write_stylesheets(out)
     meta = {"profile": profile, "datasets requested": " ".join(plan.datasets), "seeds": " ".join(map(str, plan.seeds)),
             "started (UTC)": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "machine": machine_line(),
             "command": f"run_all.sh --profile {profile} --datasets {' '.join(plan.datasets)}",
@@ -209,6 +228,7 @@ def build(profile: str = "smoke", datasets: Sequence[str] | None = None, seeds: 
         rebuild_checkpoints(plan, device, say)
     params = {"profile": profile, "datasets": plan.datasets, "seeds": plan.seeds, "device": device or "",
               "output_dir": str(out.resolve()), "plan": str(plan.save(out).resolve()), "no_train": no_train}
+    command = site.rebuild_command(profile, plan.datasets, plan.seeds, device or "", no_train)
     pages: dict[str, str] = {}
     chosen = [s for s, _ in notebook_list if not notebooks or s in notebooks]
     try:
@@ -216,14 +236,20 @@ def build(profile: str = "smoke", datasets: Sequence[str] | None = None, seeds: 
             say(f"[report] notebook {k}/{len(chosen)} {stem}: executing")
             t0 = time.time()
             try:
-                executed = execute(stem, params, out, notebook_dir)
+                execute(stem, params, out, notebook_dir)
             except Exception as exc:
                 pages[stem] = f"failed: {error_line(exc)}"
                 if (out / f"{stem}.ipynb").exists():
-                    render_notebook(out / f"{stem}.ipynb", out / f"{stem}.html")  # the page shows the traceback
+                    render_page(stem, out, plan, command, notebook_list)  # the page shows the traceback
                 say(f"[report] FAILED {stem}: {error_line(exc)}")
                 raise NotebookFailed(stem, error_line(exc)) from exc
-            render_notebook(executed, out / f"{stem}.html")
+            render_page(stem, out, plan, command, notebook_list)
+            try:
+                check_page(stem, out)
+            except site.PageCheckFailed as exc:
+                pages[stem] = f"failed: {exc}"
+                say(f"[report] FAILED {stem}: {exc}")
+                raise NotebookFailed(stem, str(exc)) from exc
             pages[stem] = "ok"
             say(f"[report] notebook {k}/{len(chosen)} {stem}: done in {time.time() - t0:.0f} s -> {out / (stem + '.html')}")
     finally:
@@ -234,12 +260,15 @@ def build(profile: str = "smoke", datasets: Sequence[str] | None = None, seeds: 
             ledger, ledger_error = None, error_line(exc)
             say(f"[report] claims ledger failed: {ledger_error}")
         render_notes(out, profile, ledger)
-        index = render_index(out, profile, pages, meta, notebook_list, ledger=ledger, ledger_error=ledger_error)
+        index = render_index(out, profile, pages, meta, notebook_list, ledger=ledger, ledger_error=ledger_error,
+                             statuses=plan.statuses)
         (out / "build.json").write_text(json.dumps({**meta, "pages": pages, "claims": ledger_json(ledger or []),
                                                     **({"claims error": ledger_error} if ledger_error else {})}, indent=1) + "\n")
         t3 = P.load(out, P.Table3)
         if t3 is not None:
             (out / "summary.md").write_text(summary_markdown(t3.index))
+    for page in (index, out / f"{site.NOTES_PAGE}.html"):
+        site.check_page_size(page)
     say(f"[report] done in {time.time() - started:.0f} s: {index}")
     return index
 
@@ -287,6 +316,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except NotebookFailed as exc:
         print(f"[report] stopped: notebook {exc.stem} failed: {exc.error}", file=sys.stderr)
+        return 1
+    except site.PageCheckFailed as exc:
+        print(f"[report] stopped: {exc}", file=sys.stderr)
         return 1
     return 0
 
