@@ -81,23 +81,35 @@ def update(model: nn.Module, image: torch.Tensor | np.ndarray, head: int = 0, sp
     )
 
 
+def map_note(view: View) -> str:
+    """"maps are h x w, upsampled bilinearly to S px" for the maps of a :class:`View`."""
+    from fer_lib.plots import upsample_note
+
+    return upsample_note([view.a_s, None if view.head_maps is None else view.head_maps[0]], view.image.shape[0])
+
+
 def render(view: View, classes: Sequence[str], title: str = "", true_label: int | None = None) -> Any:
-    """Matplotlib panels of a :class:`View`: face, A_s, the selected head, A_c, probabilities; below, every head."""
+    """Matplotlib panels of a :class:`View`: face, A_s, the selected head, A_c, probabilities; below, every head.
+    Maps use a perceptual colormap; every head map shares one colour scale (A_s has its own), each with a colourbar."""
     import matplotlib.pyplot as plt
 
+    from fer_lib.plots import MAP_CMAP, map_colorbar, shared_range
+
     n_heads = 0 if view.head_maps is None else len(view.head_maps)
-    fig = plt.figure(figsize=(12, 5.4), layout="constrained")
+    fig = plt.figure(figsize=(12.5, 5.6), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[1.1, 1])
     axes = top.subplots(1, 5)
     grey = view.image.mean(axis=2)
+    heads_range = shared_range([view.head_maps])
+    a_s_range = shared_range([view.a_s])
 
-    def show(ax: Any, m: np.ndarray | None, name: str) -> None:
-        ax.imshow(grey, cmap="gray")
+    def show(ax: Any, m: np.ndarray | None, name: str, scale: tuple[float, float]) -> None:
+        ax.imshow(grey, cmap="gray", vmin=0, vmax=1)
         if m is None:
             ax.text(0.5, 0.5, "not in this model", ha="center", va="center", transform=ax.transAxes, color="w")
         else:
-            ax.imshow(view.upsampled(m), cmap="jet", alpha=0.5)
-            name += f"\n{m.shape[0]} x {m.shape[1]}, range {m.min():.2f}-{m.max():.2f}"
+            ax.imshow(view.upsampled(m), cmap=MAP_CMAP, alpha=0.55, vmin=scale[0], vmax=scale[1])
+            name += f"\n{m.shape[0]} x {m.shape[1]}, range {m.min():.3f}-{m.max():.3f}"
         ax.set_title(name, fontsize=8)
         ax.axis("off")
 
@@ -110,8 +122,12 @@ def render(view: View, classes: Sequence[str], title: str = "", true_label: int 
         colour = "green" if true_label == view.pred else "red"
     ax.set_title(label, fontsize=8, color=colour)
     ax.axis("off")
-    show(axes[1], view.a_s, "A_s (DAF, Eq. 8), channel mean")
-    show(axes[2], view.head_map, f"head {view.head} (Eq. 9 gate, channel mean)" if view.head is not None else "head map")
+    show(axes[1], view.a_s, "A_s (DAF, Eq. 8), channel mean", a_s_range)
+    if view.a_s is not None:
+        map_colorbar(top, axes[1], *a_s_range, "A_s")
+    show(axes[2], view.head_map, f"head {view.head} (Eq. 9 gate, channel mean)" if view.head is not None else "head map", heads_range)
+    if view.head_map is not None:
+        map_colorbar(top, axes[2], *heads_range, "head maps (one scale)")
     ax = axes[3]
     if view.a_c is None:
         ax.text(0.5, 0.5, "no A_c in this model", ha="center", va="center", transform=ax.transAxes)
@@ -129,8 +145,10 @@ def render(view: View, classes: Sequence[str], title: str = "", true_label: int 
     ax.set_title("probabilities", fontsize=8)
     ax.tick_params(labelsize=7)
     if n_heads:
-        for i, ax in enumerate(np.atleast_1d(bottom.subplots(1, n_heads))):
-            show(ax, view.head_maps[i], f"head {i}" + (" (selected)" if i == view.head else ""))
+        head_axes = np.atleast_1d(bottom.subplots(1, n_heads))
+        for i, ax in enumerate(head_axes):
+            show(ax, view.head_maps[i], f"head {i}" + (" (selected)" if i == view.head else ""), heads_range)
+        map_colorbar(bottom, head_axes.tolist(), *heads_range, "head maps (one scale)")
     else:
         bottom.text(0.5, 0.5, "this model has no attention heads", ha="center", va="center")
     if title:

@@ -3,6 +3,7 @@
 >>> page = open_page(profile, datasets, seeds, device, output_dir, plan, no_train)  # the papermill parameters
 >>> outcomes = page.fetch("table3")            # a named run group of the build's plan: records, never trained
 >>> page.save_figure(fig, "table3_accuracy")   # figures/table3_accuracy.png beside the pages
+>>> page.show_figure(fig, "fig5_confusion", caption_html, "alt text")  # saved, linked and numbered: "Figure 1. ..."
 >>> page.publish(Table3(...))                   # the notebook's declared result, read back by the index
 
 In a build, ``plan`` is the path of the ``plan.json`` the build wrote after training every planned
@@ -86,6 +87,7 @@ class Page:
     plan: ReportPlan
     output_dir: Path
     device: str = ""
+    figures_shown: int = 0  # figures displayed by :meth:`show_figure`: numbers them in display order
 
     @property
     def profile(self) -> str:
@@ -100,13 +102,15 @@ class Page:
         return banner(self.profile)
 
     def header(self) -> str:
-        """Markdown opening a page: the profile banner, the seeds and scope, and which datasets ran."""
+        """Markdown opening a page: the profile banner, the seeds and scope, and one line naming the datasets
+        run here (the index lists every dataset and why it was not run)."""
         note = scope_note(self.profile)
-        lines = [self.banner(), "", f"Seeds: {', '.join(map(str, self.seeds))}." + (f" {note}." if note else ""), "",
-                 "| dataset | run here | why / note |", "|---|---|---|"]
-        for s in self.plan.statuses:
-            lines.append(f"| {s.label} | {'yes' if s.run else 'no'} | {('not run: ' if not s.run else '') + s.why} |")
-        return "\n".join(lines)
+        ran = [s.label for s in self.plan.statuses if s.run]
+        others = any(not s.run for s in self.plan.statuses)
+        datasets = f"Datasets run: {', '.join(ran) or 'none'}." + (
+            " Why the others were not: see the [index](index.html#datasets)." if others else "")
+        return "\n".join([self.banner(), "", f"Seeds: {', '.join(map(str, self.seeds))}." + (f" {note}." if note else ""), "",
+                          datasets])
 
     def fetch(self, group: str) -> dict[Any, list[Outcome]]:
         """A named run group of the plan ("table3", "table4", "table5", "figures", "theta"): key -> outcomes over seeds."""
@@ -158,6 +162,24 @@ class Page:
         path = self.output_dir / "figures" / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        return path
+
+    def show_figure(self, fig: Any, name: str, caption: str, alt: str, dpi: int = 110) -> Path:
+        """Save ``fig`` as ``figures/<name>.png`` (:meth:`save_figure`), close it, and display it linked, not
+        embedded, as ``<figure>`` with "Figure N." and ``caption`` (HTML: escape its text, e.g. with
+        :func:`fer_lib.plots.figure_caption`); ``alt`` is plain text, escaped here."""
+        import html
+        from urllib.parse import quote
+
+        import matplotlib.pyplot as plt
+        from IPython.display import HTML, display
+
+        path = self.save_figure(fig, name, dpi)
+        plt.close(fig)
+        self.figures_shown += 1
+        src = html.escape(f"figures/{quote(path.name)}", quote=True)
+        display(HTML(f'<figure><img src="{src}" alt="{html.escape(alt, quote=True)}">'
+                     f"<figcaption>Figure {self.figures_shown}. {caption}</figcaption></figure>"))
         return path
 
     def publish(self, result: Any) -> Path:

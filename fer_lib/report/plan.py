@@ -39,6 +39,7 @@ NOTEBOOKS: tuple[tuple[str, str], ...] = (
     ("09_explore_heads", "Explore: attention heads, interactive (static panels without a kernel)"),
     ("10_attributions", "Attributions: Integrated Gradients and Grad-CAM beside the attention maps; attention inside the key regions"),
     ("11_walkthrough", "Walkthrough: one face through ResNet18, AFC, DAF and MHSCA, equation by equation"),
+    ("12_training_curves", "Training curves: loss parts, accuracy, learning rate and loss-term gradients"),
 )
 PROFILES = tuple(ENGINE_PROFILES)
 SYNTHETIC = "synthetic"
@@ -249,6 +250,8 @@ READINGS: dict[str, dict[str, dict[str, Any]]] = {
     "gated loss weighting": {"loss_options": {"weighting": "gated"}},
     # Eq. 1 / Alg. 1 sum the dilated branches; the prose says concatenate.
     "AFC concat": {"model_options": {"afc_fusion": "concat"}},
+    # Eq. 9's head map as DAN's one sigmoid map per head: the reading under which L_mhv has a real gradient (docs/model.md).
+    "head map channel-sum": {"model_options": {"head_gate": "channel_sum"}},
 }
 DEFAULT_READING = "default readings (Eq. 17 fixed weights, AFC sum)"
 

@@ -162,7 +162,15 @@ class Walkthrough:
     untrained: bool
 
 
-RESULTS = (Table3, Table4, Table5, Fig5, Fig6, Fig7, Fig8, Fig9, Explore, Attributions, Walkthrough)
+@dataclass
+class TrainingCurves:
+    STEM: ClassVar[str] = "12_training_curves"
+    runs: list[str]  # every run drawn, in plan order
+    groups: dict[str, list[str]]  # plan group ("table3", ...) -> ids of its runs drawn
+    missing: dict[str, str]  # planned run id -> why it is not drawn
+
+
+RESULTS = (Table3, Table4, Table5, Fig5, Fig6, Fig7, Fig8, Fig9, Explore, Attributions, Walkthrough, TrainingCurves)
 
 
 # ---------------------------------------------------------------- saving and loading
