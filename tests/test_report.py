@@ -22,7 +22,7 @@ import pytest
 matplotlib.use("Agg")
 
 import fer_lib.data  # noqa: E402
-from fer_lib import PROJECT_ROOT, claims, paper, plots  # noqa: E402
+from fer_lib import PROJECT_ROOT, accuracy_plots, claims, paper, plots  # noqa: E402
 from fer_lib.engine import PROFILES, RunConfig, evidence  # noqa: E402
 from fer_lib.report import build, html, plan, published, results, tables  # noqa: E402
 from fer_lib.report.page import open_page  # noqa: E402
@@ -110,7 +110,7 @@ def test_cells_mean_std_and_difference() -> None:
     outs = [results.Outcome(None, fake_record("fer2013", a, seed=s)) for s, a in enumerate((0.70, 0.74))]
     c = results.cell(outs)
     assert c.mean == pytest.approx(72.0) and c.std == pytest.approx(2 ** 0.5 * 2)
-    assert c.text() == "72.00 ± 2.83 (n=2)"
+    assert c.text() == "72.00 ± 2.83 (2 seeds, no interval)"
     assert results.difference(c, 74.33) == "-2.33"
     synth = results.cell([results.Outcome(None, fake_record("synthetic", 0.5, synthetic=True))])
     assert results.difference(synth, 74.33) == "not comparable (synthetic data)" and synth.text().endswith("[synthetic]")
@@ -133,23 +133,24 @@ def test_table3_index_has_one_row_per_dataset(tmp_path: Path) -> None:
     wide, comparison, index = tables.table3_frames(report_plan, outcomes)
     assert len(index.rows) == len(report_plan.statuses) == 5
     by = {r["Dataset"]: r for r in index.rows}
-    assert by["FER2013"]["Reproduced"] == "70.00" and by["FER2013"]["Δ (points)"] == "-4.33"  # the cpu recipe's row
-    assert by["FER2013"]["Published (Table 3)"] == "74.33"
-    assert by["FERPlus"]["Reproduced"] == "not run: DatasetError: broken file"
-    assert by["RAF-DB"]["Reproduced"].startswith("not run: ")
+    assert by["FER2013"][tables.MEAN] == "70.00" and by["FER2013"][tables.GAP] == "-4.33"  # the cpu recipe's row
+    assert by["FER2013"][tables.PUB] == "74.33"
+    assert by["FERPlus"][tables.MEAN] == "not run: DatasetError: broken file"
+    assert by["RAF-DB"][tables.MEAN].startswith("not run: ")
     assert "DAF-MHSCA, reproduced here" in wide.index and "MFER (2024, published)" in wide.index
     md = tables.summary_markdown(index)
-    assert md.count("\n") == 2 + 5 and "| FER2013 | 74.33 | 70.00 | -4.33 |" in md
+    assert md.count("\n") == 2 + 5 and "| FER2013 | 74.33 | 70.00 | 1 seed, no interval | 1 | -4.33 |" in md
 
 
 def test_sweep_frame_marks_datasets_not_run(tmp_path: Path) -> None:
     statuses = [plan.DatasetStatus(d, d == "fer2013", "" if d == "fer2013" else "not requested") for d in plan.PAPER_DATASETS]
     outs = {("w/o AFC", "fer2013"): [results.Outcome(None, fake_record("fer2013", 0.7))]}
     df = tables.sweep_frame(_plan("cpu", statuses, ["fer2013"]), outs, paper.TABLE4, "variant", datasets=list(paper.DATASETS))
-    assert df.loc["w/o AFC", ("FER2013", "ours")] == "70.00"
-    assert df.loc["w/o AFC", ("FER2013", "Δ")] == "-2.85"
-    assert df.loc["w/o AFC", ("RAF-DB", "ours")] == "not run" and df.loc["w/o AFC", ("RAF-DB", "paper")] == "91.69"
-    assert published.frame(df)["columns"][0] == "RAF-DB / paper"
+    assert df.loc["w/o AFC", ("FER2013", tables.MEAN)] == "70.00"
+    assert df.loc["w/o AFC", ("FER2013", tables.GAP)] == "-2.85"
+    assert df.loc["w/o AFC", ("FER2013", tables.CI)] == "1 seed, no interval"
+    assert ("RAF-DB", tables.MEAN) not in df.columns and df.loc["w/o AFC", ("RAF-DB", tables.PUB)] == "91.69"  # not run: no column of repeats
+    assert published.frame(df)["columns"][0] == "RAF-DB / published %"
 
 
 # ---------------------------------------------------------------- figures
@@ -166,9 +167,9 @@ def test_every_figure_carries_its_stamp() -> None:
         plots.confusion_grid([("m", [[3, 1], [0, 4]], ["a", "b"])], footer),
         plots.tsne_grid([("m", rng.normal(size=(20, 2)), rng.integers(0, 2, 20))], ["a", "b"], footer),
         plots.attention_grid(rng.integers(0, 255, (2, 1, 16, 16)), [0, 1], [("m", rng.random((2, 2, 2)), [0, 0]), ("r", None, [1, 1])], ["a", "b"], footer),
-        plots.sweep_plot({"FERPlus": ([1, 4], [50.0, 60.0], [0.0, 1.0])}, {"FERPlus": {1: 89.91, 4: 91.38}}, "N_h", "t", footer, logx=True),
+        accuracy_plots.sweep_plot({"FERPlus": ([1, 4], [50.0, 60.0], [0.0, 1.0])}, {"FERPlus": {1: 89.91, 4: 91.38}}, "N_h", "t", footer, logx=True),
         plots.efficiency_scatter([("x", [{"name": "a", "x": 10, "y": 20}, {"name": "p", "x": 16.5, "y": 43, "source": "paper"}])], footer),
-        plots.compare_bars({"FER2013": {"ours": (70.0, 1.0, 74.33)}}, footer),
+        accuracy_plots.compare_bars({"FER2013": {"ours": (70.0, 1.0, 74.33)}}, footer),
     ]
     for fig in figs:
         assert any("profile cpu" in t.get_text() for t in fig.texts)
@@ -428,5 +429,5 @@ def test_a_dataset_registered_in_its_own_module_is_listed_found_planned_and_repo
     assert plan.config("tinyfaces", "smoke", 0).plan.data_options["num_classes"] == 2  # its classes
     outcomes = {(paper.OURS, "tinyfaces", "scratch"): [results.Outcome(None, fake_record("tinyfaces", 0.6))]}
     _, _, index = tables.table3_frames(report_plan, outcomes)
-    assert index.rows[-1]["Dataset"] == "TinyFaces" and index.rows[-1]["Reproduced"] == "60.00"  # reported
+    assert index.rows[-1]["Dataset"] == "TinyFaces" and index.rows[-1][tables.MEAN] == "60.00"  # reported
     assert len(index.rows) == len(plan.PAPER_DATASETS) + 1

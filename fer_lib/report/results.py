@@ -17,7 +17,7 @@ from torch import nn
 
 from fer_lib import paper
 from fer_lib.data import DatasetError, FaceData
-from fer_lib.engine import ConfigError, RunConfig, get_run, load_model
+from fer_lib.engine import ConfigError, RunConfig, evidence, get_run, load_model
 from fer_lib.engine.inputs import load_data
 from fer_lib.models import InputSpec, available_models, build_model
 from fer_lib.report.plan import ReportPlan, baseline_config, config
@@ -82,46 +82,153 @@ def accuracy(record: Any, selection: str | None = None, split: str = "test") -> 
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else 100.0 * float(value)
 
 
+DOMINANT_SHARE = 0.8  # a model whose most predicted class takes more than this share of the test faces is flagged
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What a model gets without looking at a face, on one test split: chance (1/K) and the majority class (percent)."""
+
+    classes: int
+    chance: float
+    majority: str
+    majority_share: float
+
+
+def reference(counts: Sequence[int], classes: Sequence[str]) -> Reference:
+    """Chance (100 / K) and the majority class with its share (%) of a split with ``counts`` faces per class."""
+    total = sum(counts)
+    if len(counts) != len(classes) or not classes or total <= 0:
+        raise ValueError(f"need one positive count per class, not {list(counts)} for {list(classes)}")
+    top = max(range(len(counts)), key=lambda k: counts[k])
+    return Reference(len(classes), 100.0 / len(classes), str(classes[top]), 100.0 * counts[top] / total)
+
+
+def _test_confusion(record: Any, selection: str | None = None) -> list[list[int]] | None:
+    """The test confusion matrix (rows true, columns predicted, K x K) of a run at a selected epoch, or None."""
+    block = record.metrics.get(selection or primary_selection(record)) or {}
+    confusion = (block.get("test") or {}).get("confusion")
+    k = len(record.classes)
+    if not confusion or len(confusion) != k or any(len(row) != k for row in confusion):
+        return None
+    return confusion if sum(map(sum, confusion)) > 0 else None
+
+
+def split_reference(record: Any, selection: str | None = None) -> Reference | None:
+    """Chance and majority class of a run's test split (from its test confusion matrix), or None without one."""
+    confusion = _test_confusion(record, selection)
+    if confusion is None:
+        return None
+    return reference([sum(row) for row in confusion], record.classes)
+
+
+def dominant_prediction(confusion: Sequence[Sequence[int]], classes: Sequence[str]) -> tuple[str, float]:
+    """The most predicted class of a confusion matrix (rows true, columns predicted) and its share (%) of the faces."""
+    predicted = [sum(row[k] for row in confusion) for k in range(len(classes))]
+    top = max(range(len(predicted)), key=lambda k: predicted[k])
+    return str(classes[top]), 100.0 * predicted[top] / max(sum(predicted), 1)
+
+
+def one_class_flag(record: Any, selection: str | None = None, share: float = DOMINANT_SHARE) -> str:
+    """"predicts only <class> (NN % of faces)" where one predicted class takes more than ``share`` of the test faces; else ""."""
+    confusion = _test_confusion(record, selection)
+    if confusion is None:
+        return ""
+    name, pct = dominant_prediction(confusion, record.classes)
+    return f"predicts only {name} ({pct:.0f} % of faces)" if pct > 100.0 * share else ""
+
+
 @dataclass
 class Cell:
-    """Mean and sample std over seeds of one table cell (percent), or why it is empty."""
+    """One table cell: accuracy (%) over seeds (:func:`evidence.seed_summary`), its test split's chance and
+    majority class, a one-class flag per seed, or why it is empty."""
 
     values: list[float] = field(default_factory=list)
     why: str = ""
     synthetic: bool = False
+    planned: int = 0  # seeds asked for (0: as many as values)
+    flags: dict[int, str] = field(default_factory=dict)  # seed -> "predicts only ..." (degenerate runs only)
+    reference: Reference | None = None
+
+    @property
+    def summary(self) -> evidence.Summary | None:
+        return evidence.seed_summary(self.values) if self.values else None
 
     @property
     def mean(self) -> float | None:
-        return sum(self.values) / len(self.values) if self.values else None
+        return self.summary.mean if self.values else None
 
     @property
     def std(self) -> float:
+        """Sample std over seeds; 0.0 for one seed (:attr:`summary` has None there)."""
+        s = self.summary
+        return s.std if s is not None and s.std is not None else 0.0
+
+    def spread(self) -> str:
+        """"mean ± std" (just the mean for one seed); "" when empty."""
+        s = self.summary
+        if s is None:
+            return ""
+        return f"{s.mean:.2f}" + (f" ± {s.std:.2f}" if s.std is not None else "")
+
+    def interval(self) -> str:
+        """"[low, high]" (95 %, t over seeds), or "N seed(s), no interval"; "" when empty."""
+        s = self.summary
+        if s is None:
+            return ""
+        if s.ci_low is None:
+            return f"{s.n} seed{'s' if s.n > 1 else ''}, no interval"
+        return f"[{s.ci_low:.2f}, {s.ci_high:.2f}]"
+
+    def n_seeds(self) -> str:
+        """"3", or "2 of 3" where some planned seeds have no result."""
         n = len(self.values)
-        if n < 2:
-            return 0.0
-        m = self.mean
-        return math.sqrt(sum((v - m) ** 2 for v in self.values) / (n - 1))
+        return f"{n} of {self.planned}" if self.planned > n else str(n)
+
+    @property
+    def flag(self) -> str:
+        """The one-class flag: one run's as is; with several seeds, each flagged seed named."""
+        if not self.flags:
+            return ""
+        if len(self.values) == 1:
+            return next(iter(self.flags.values()))
+        return "; ".join(f"seed {seed} {text}" for seed, text in sorted(self.flags.items()))
+
+    def status(self) -> str:
+        """"" with a number; else "not trained yet" (a --no-train build) or "not run" (a short label for a figure)."""
+        return "" if self.values else ("not trained yet" if self.why.startswith("not trained yet") else "not run")
+
+    def number(self) -> str:
+        """:meth:`spread` with the flag beside it: the cell of a "mean ± std" column."""
+        return self.spread() + (f" — {self.flag}" if self.flag else "") + (" [synthetic]" if self.synthetic and self.values else "")
 
     def text(self) -> str:
+        """Everything in one cell: mean ± std, interval and seeds, the flag; or why there is no number."""
         if not self.values:
             return f"not run: {self.why}" if self.why else "not run"
-        s = f"{self.mean:.2f}" + (f" ± {self.std:.2f} (n={len(self.values)})" if len(self.values) > 1 else "")
-        return s + (" [synthetic]" if self.synthetic else "")
+        said = f"95 % interval {self.interval()}, {self.n_seeds()} seeds" if self.summary.ci_low is not None else self.interval()
+        if self.planned > len(self.values) and self.summary.ci_low is None:
+            said += f"; {self.n_seeds()} planned seeds"
+        return f"{self.spread()} ({said})" + (f" — {self.flag}" if self.flag else "") + (" [synthetic]" if self.synthetic else "")
 
 
 def cell(outcomes: Sequence[Outcome], selection: str | None = None) -> Cell:
     """A table cell from the outcomes of one config over seeds."""
-    c = Cell()
+    c = Cell(planned=len(outcomes))
     for o in outcomes:
         if o.record is None:
             c.why = c.why or o.why
             continue
-        acc = accuracy(o.record, selection or primary_selection(o.record))
+        sel = selection or primary_selection(o.record)
+        acc = accuracy(o.record, sel)
         if acc is None:
             c.why = c.why or f"no {selection or 'selected'} epoch"
             continue
         c.values.append(acc)
         c.synthetic = c.synthetic or bool(o.record.data.get("synthetic"))
+        c.reference = c.reference or split_reference(o.record, sel)
+        if flag := one_class_flag(o.record, sel):
+            c.flags[int(o.record.config.seed)] = flag
     if c.values and len(c.values) < len(outcomes):
         c.why = f"{len(outcomes) - len(c.values)} of {len(outcomes)} seeds missing"
     return c
