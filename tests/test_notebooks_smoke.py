@@ -22,7 +22,7 @@ from fer_lib.report import build, plan, published, site, tables
 
 EXTERNAL = re.compile(r"<script[^>]*\bsrc\s*=\s*[\"']?(https?:)?//|<link[^>]*\bhref\s*=\s*[\"']?(https?:)?//|@import\s+url\(\s*[\"']?https?:", re.I)
 STEMS = [stem for stem, _ in plan.NOTEBOOKS]
-# About 5 minutes on a 2-core Xeon with bf16, 11 on a 2-core AVX2-only EPYC (docs/report.md); stuck beyond this.
+# 7 minutes measured on a 2-core AVX2-only EPYC in fp32 (docs/report.md); stuck beyond this.
 TIMEOUT_S = 1500
 
 
