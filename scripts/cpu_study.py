@@ -3,6 +3,7 @@
     .venv/bin/python scripts/cpu_study.py --list              # the queue, with each run's state
     nohup .venv/bin/python scripts/cpu_study.py --threads 1 > study-0.log 2>&1 &   # a worker
     nohup .venv/bin/python scripts/cpu_study.py --threads 1 > study-1.log 2>&1 &   # a second one
+    .venv/bin/python scripts/cpu_study.py --threads 1 --hours 2.5   # only start runs that can finish within 2.5 h
 
 The queue is the cpu report's own plan (``fer_lib.report.plan.planned_configs``), ordered so that the first
 records answer the most: seed 0 of DAF-MHSCA and of its ResNet18 control on each dataset, then their
@@ -27,7 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from fer_lib import paper  # noqa: E402
+from fer_lib.data import load_dataset  # noqa: E402
 from fer_lib.engine import get_run, runs_dir  # noqa: E402
+from fer_lib.engine.precision import resolve_precision  # noqa: E402
+from fer_lib.engine.train import build_all  # noqa: E402
+from fer_lib.engine.optimization import make_optimizer  # noqa: E402
 from fer_lib.engine.predictions import PREDICTIONS, write_predictions  # noqa: E402
 from fer_lib.engine.records import CHECKPOINTS, load_record  # noqa: E402
 from fer_lib.report.plan import planned_configs  # noqa: E402
@@ -77,6 +82,38 @@ def claim(cfg) -> bool:
     return True
 
 
+EVAL_SHARE = 0.1  # evaluation of val + test after every epoch, as a share of its training time (docs/engine.md)
+
+
+def step_speed(cfg, data, steps: int = 2) -> float:
+    """Training images/s of ``cfg`` on this machine: timed steps (after one warm-up) on random input at the
+    run's size, batch and precision, with the run's model, criterion and optimiser."""
+    plan = cfg.plan
+    counts = torch.bincount(data.labels[data.indices("train")], minlength=data.num_classes)
+    model, criterion = build_all(cfg, plan, data, counts)
+    optimizer = make_optimizer(plan, model, criterion)
+    bf16 = resolve_precision(plan.precision, torch.device("cpu"))[0] == "bf16"
+    x = torch.randn(plan.batch_size, model.input_spec.channels, plan.image_size, plan.image_size)
+    y = torch.randint(0, data.num_classes, (plan.batch_size,))
+    if bf16:
+        model, x = model.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
+    times = []
+    for _ in range(steps + 1):
+        t0 = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = criterion(model(x), y).total
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - t0)
+    return plan.batch_size / min(times[1:])
+
+
+def estimated_seconds(epochs: int, n_train: int, images_per_s: float) -> float:
+    """Wall time of a run: its epochs of training images at ``images_per_s``, plus evaluation."""
+    return epochs * n_train / images_per_s * (1 + EVAL_SHARE)
+
+
 def predict(record) -> None:
     """Write the run's predictions.json; a run whose checkpoints are gone or disagree is reported, not fatal."""
     try:
@@ -92,6 +129,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads of this worker (default: all cores)")
     parser.add_argument("--max-runs", type=int, default=None, help="stop after training this many runs")
     parser.add_argument("--predictions", action="store_true", help="write predictions.json of finished runs lacking it; train nothing")
+    parser.add_argument("--hours", type=float, default=None,
+                        help="start a run only if, timed here, it can finish within this many hours of the worker's start")
     args = parser.parse_args()
     runs = queue()
     if args.list:
@@ -108,10 +147,18 @@ def main() -> int:
             if record is not None and not (record.dir / PREDICTIONS).exists():
                 predict(record)
         return 0
-    trained = 0
+    trained, deadline = 0, None if args.hours is None else time.time() + 3600 * args.hours
     for cfg in runs:
         if load_record(runs_dir() / cfg.id) is not None or not claim(cfg):
             continue
+        if deadline is not None:
+            data = load_dataset(cfg.plan.dataset, **cfg.plan.data_options)
+            speed = step_speed(cfg, data)
+            need = estimated_seconds(cfg.plan.epochs, cfg.plan.train_subset or len(data.indices("train")), speed)
+            if time.time() + need > deadline:
+                print(f"[study] {cfg.id}: needs about {need / 3600:.1f} h at {speed:.1f} img/s here, more than the "
+                      f"{max(0.0, deadline - time.time()) / 3600:.1f} h left (--hours); stopping before it starts", flush=True)
+                break
         t0 = time.time()
         print(f"[study] {cfg.id} ({cfg.model} {cfg.model_options} {cfg.loss_options} seed {cfg.seed})", flush=True)
         run = get_run(cfg, progress=False)
