@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
+from fer_lib.engine.records import run_hardware
 from fer_lib.paper import dataset_label
 
 RIGHT, WRONG = "#1a9641", "#d7191c"  # green when the prediction is right, red when wrong (Fig. 7)
@@ -79,18 +80,6 @@ def _data_name(r: Any) -> str:
         return "built-in SYNTHETIC faces" if r.config.dataset == "synthetic" else f"SYNTHETIC stand-in for {name}"
     used, total = r.data.get("n_train_used"), r.data.get("n_train")
     return f"{name}, real faces" + (f" ({used} of {total} training faces)" if used and total and used < total else "")
-
-
-def run_hardware(env: Mapping[str, Any] | None) -> str:
-    """The hardware of a run from its env.json: CPU model and cores with torch threads, or the GPU (x world size)."""
-    env = env or {}
-    device = env.get("device") or "?"
-    world = f" x{env['world_size']}" if (env.get("world_size") or 1) > 1 else ""
-    if device != "cpu":
-        return f"GPU {device}{world}"
-    cores = f", {env['cpu_count']} cores" if env.get("cpu_count") else ""
-    threads = f", {env['torch_threads']} torch thread{'s' if env['torch_threads'] != 1 else ''}" if env.get("torch_threads") else ""
-    return f"CPU {env.get('cpu', '?')}{cores}{threads}{world}"
 
 
 def caption_facts(runs: Sequence[Any], split: str = "test") -> str:

@@ -24,6 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fer_lib import paper  # noqa: E402
+from fer_lib.engine.bench import timed_step  # noqa: E402
 from fer_lib.losses import build_criterion  # noqa: E402
 from fer_lib.models import build_model  # noqa: E402
 
@@ -44,15 +45,7 @@ def make_step(name: str, options: dict, size: int, batch: int, bf16: bool, devic
     optimizer = torch.optim.AdamW([*model.parameters(), *criterion.parameters()], 1e-3)
 
     def step() -> float:
-        t = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = criterion(model(x), y).total
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - t
+        return timed_step(model, criterion, optimizer, x, y, bf16)
 
     return step
 

@@ -31,6 +31,7 @@ from fer_lib import paper  # noqa: E402
 from fer_lib.data import load_dataset  # noqa: E402
 from fer_lib.engine import get_run, runs_dir  # noqa: E402
 from fer_lib.engine.precision import resolve_precision  # noqa: E402
+from fer_lib.engine.bench import timed_step  # noqa: E402
 from fer_lib.engine.train import build_all  # noqa: E402
 from fer_lib.engine.optimization import make_optimizer  # noqa: E402
 from fer_lib.engine.predictions import PREDICTIONS, write_predictions  # noqa: E402
@@ -97,15 +98,7 @@ def step_speed(cfg, data, steps: int = 2) -> float:
     y = torch.randint(0, data.num_classes, (plan.batch_size,))
     if bf16:
         model, x = model.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
-    times = []
-    for _ in range(steps + 1):
-        t0 = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = criterion(model(x), y).total
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        times.append(time.perf_counter() - t0)
+    times = [timed_step(model, criterion, optimizer, x, y, bf16) for _ in range(steps + 1)]
     return plan.batch_size / min(times[1:])
 
 

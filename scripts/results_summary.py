@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from fer_lib import PROJECT_ROOT
+from fer_lib.engine.records import run_hardware
 from fer_lib.paper import CONTROL_OPTIONS, MODEL_OF_METHOD, TABLE3
 
 METHOD_OF_MODEL = {model: method for method, model in MODEL_OF_METHOD.items()}
@@ -36,7 +37,7 @@ def rows(root: Path) -> list[str]:
             f"| {config['dataset']} | {model} | {config['profile']} | {plan['recipe']} ({plan['optimizer']} lr {plan['lr']:g}) | "
             f"{env.get('precision', '?')} | {config['seed']} | {plan['image_size']} px, {plan['epochs']} ep, {plan.get('train_subset') or 'all'} train faces | "
             f"{chosen['epoch']} | {ours:.2f} | {100 * chosen['test']['balanced_accuracy']:.2f} | "
-            f"{published if published is not None else '-'} | {gap} | {env.get('device')} ({env.get('cpu')}, {env.get('cpu_count')} cores) | `{run_dir.name}` |"
+            f"{published if published is not None else '-'} | {gap} | {run_hardware(env)} | `{run_dir.name}` |"
         )
     return out
 

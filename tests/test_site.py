@@ -116,7 +116,8 @@ def _record(root: Path, cfg: RunConfig, seconds: list[float]) -> None:
     (run / "metrics.json").write_text("{}")
     (run / "history.jsonl").write_text("".join(json.dumps({"epoch": k, "seconds": s, "eval_seconds": 1.0}) + "\n"
                                                for k, s in enumerate(seconds, 1)))
-    (run / "env.json").write_text(json.dumps({"python": "3.11.7", "torch": "2.9", "device": "cpu", "cpu": "Test CPU", "cpu_count": 2}))
+    (run / "env.json").write_text(json.dumps({"python": "3.11.7", "torch": "2.9", "device": "cpu", "cpu": "Test CPU", "cpu_count": 2,
+                                                "torch_threads": 1, "precision": "bf16"}))
 
 
 def test_rebuild_box_lists_the_runs_checksums_environment_and_compute(tmp_path: Path) -> None:
@@ -128,7 +129,7 @@ def test_rebuild_box_lists_the_runs_checksums_environment_and_compute(tmp_path: 
     box = site.rebuild_box(command, facts, "this machine")
     assert "./run_all.sh --profile smoke --datasets synthetic --seeds 0" in box
     assert f"<code>{done.id}</code></li>" in box and f"<code>{missing.id}</code> (no finished record)" in box
-    assert "synthetic: <code>abc123</code>" in box and "python 3.11.7, torch 2.9, device cpu, CPU Test CPU" in box
+    assert "synthetic: <code>abc123</code>" in box and "python 3.11.7, torch 2.9, precision bf16, CPU Test CPU, 2 cores, 1 torch thread" in box
     assert "32 s of training and evaluation over 2 epochs of 1 run " in box
     assert "Runs: unknown" in site.rebuild_box(command, None, "m")
 

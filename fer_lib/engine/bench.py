@@ -26,6 +26,7 @@ from fer_lib.engine.config import RunConfig
 from fer_lib.engine.inputs import load_data, model_input
 from fer_lib.engine.records import environment, read_json
 from fer_lib.engine.optimization import make_optimizer
+from fer_lib.engine.precision import resolve_precision
 from fer_lib.engine.train import build_all, train_indices, train_run
 
 
@@ -35,23 +36,28 @@ def bench_data(steps: int, batch_size: int, num_classes: int = 7, size: int = 48
     return load_data("synthetic", num_classes=num_classes, per_class=(per_class, 2, 2), size=size)[0]
 
 
-def _bare_epoch(model: torch.nn.Module, criterion: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device) -> float:
-    """Images/s of one pass of forward + loss + backward + step over pre-transformed inputs."""
-    cuda = device.type == "cuda"
-    model.train()
+def timed_step(model: torch.nn.Module, criterion: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               x: torch.Tensor, y: torch.Tensor, bf16: bool) -> float:
+    """Seconds of one bare training step: forward and criterion (bf16 autocast if ``bf16``), backward, optimiser step."""
+    cuda = x.device.type == "cuda"
     if cuda:
         torch.cuda.synchronize()
     t0 = time.perf_counter()
-    for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-            loss = criterion(model(xb), yb).total
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+        loss = criterion(model(x), y).total
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
     if cuda:
         torch.cuda.synchronize()
-    return len(x) / (time.perf_counter() - t0)
+    return time.perf_counter() - t0
+
+
+def _bare_epoch(model: torch.nn.Module, criterion: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                x: torch.Tensor, y: torch.Tensor, batch_size: int, bf16: bool) -> float:
+    """Images/s of one pass of :func:`timed_step` over pre-transformed inputs."""
+    model.train()
+    return len(x) / sum(timed_step(model, criterion, optimizer, xb, yb, bf16) for xb, yb in zip(x.split(batch_size), y.split(batch_size)))
 
 
 def bench_engine(model: str = "daf_mhsca", image_size: int = 64, batch_size: int = 64, steps: int = 3,
@@ -70,9 +76,9 @@ def bench_engine(model: str = "daf_mhsca", image_size: int = 64, batch_size: int
     net, criterion = build_all(cfg, plan, data, counts)
     net.to(ctx.device)
     criterion.to(ctx.device)
-    cuda = ctx.device.type == "cuda"
+    bf16 = resolve_precision(plan.precision, ctx.device)[0] == "bf16"  # as the engine trains (precision auto)
     x = model_input(data.images[train_idx].to(ctx.device), net.input_spec)
-    if cuda:
+    if bf16:
         net.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     y = data.labels[train_idx].to(ctx.device)
@@ -80,7 +86,7 @@ def bench_engine(model: str = "daf_mhsca", image_size: int = 64, batch_size: int
     bare: list[float] = []
 
     def bare_epoch(epoch: int) -> None:
-        bare.append(_bare_epoch(net, criterion, optimizer, x, y, batch_size, ctx.device))
+        bare.append(_bare_epoch(net, criterion, optimizer, x, y, batch_size, bf16))
 
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / cfg.id

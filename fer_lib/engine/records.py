@@ -250,3 +250,15 @@ def load_checkpoint(path: Path, run_id: str) -> dict[str, Any]:
     if state.get("id", run_id) != run_id:
         raise ConfigError(f"{path} belongs to run {state.get('id')!r}, not {run_id}: refusing to load it")
     return state
+
+
+def run_hardware(env: dict[str, Any] | None) -> str:
+    """The hardware of a run from its env.json: CPU model and cores with torch threads, or the GPU (x world size)."""
+    env = env or {}
+    device = env.get("device") or "?"
+    world = f" x{env['world_size']}" if (env.get("world_size") or 1) > 1 else ""
+    if device != "cpu":
+        return f"GPU {device}{world}"
+    cores = f", {env['cpu_count']} cores" if env.get("cpu_count") else ""
+    threads = f", {env['torch_threads']} torch thread{'s' if env['torch_threads'] != 1 else ''}" if env.get("torch_threads") else ""
+    return f"CPU {env.get('cpu', '?')}{cores}{threads}{world}"

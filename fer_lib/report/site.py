@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from fer_lib.engine.records import RunRecord, load_record, runs_dir
+from fer_lib.engine.records import RunRecord, load_record, run_hardware, runs_dir
 from fer_lib.report.plan import NOTEBOOKS, ReportPlan
 
 STYLESHEET = "report.css"
@@ -197,9 +197,9 @@ class RunsFacts:
 
 
 def environment_line(env: dict[str, Any]) -> str:
-    """Python, torch, device and CPU of a run, from its env.json."""
-    cpu = f"{env.get('cpu', '?')} ({env.get('cpu_count', '?')} cores; torch threads: {env.get('torch_threads', '?')})"
-    return f"python {env.get('python', '?')}, torch {env.get('torch', '?')}, device {env.get('device', '?')}, CPU {cpu}"
+    """Python, torch, precision and hardware of a run, from its env.json."""
+    return (f"python {env.get('python', '?')}, torch {env.get('torch', '?')}, precision {env.get('precision', '?')}, "
+            f"{run_hardware(env)}")
 
 
 def runs_facts(ids: Sequence[str], root: str | Path | None = None) -> RunsFacts:
