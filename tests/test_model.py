@@ -130,6 +130,18 @@ def test_attention_map_is_outer_product_of_directions() -> None:
     assert torch.all(ranks == 1)
 
 
+def test_gates_are_fp32_under_bf16_autocast() -> None:
+    # The convolutions follow autocast; every sigmoid gate is fp32 (in bf16 a gate above 0.998 is 1.0 with zero gradient).
+    from fer_lib.models.daf_mhsca import traced
+
+    model = build_model("daf_mhsca", 7, image_size=96).eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16), traced(model) as record:
+        model(torch.randn(2, 3, 96, 96))
+    assert record[""]["x_F"].dtype == record["daf"]["x_Ha"].dtype == torch.bfloat16
+    gates = [record["daf"]["a_H"], record["daf"]["A_s"], record["mhsca.heads.0"]["gate"], record["afc"]["x_FcalS"]]
+    assert {g.dtype for g in gates} == {torch.float32}
+
+
 def test_head_gate_switch() -> None:
     out = build_model("daf_mhsca", 7, image_size=64, head_gate="channel_sum")(torch.randn(2, 3, 64, 64))
     assert out.head_maps.shape == (2, 4, 2, 2)

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from fer_lib.data import FaceData
 from fer_lib.engine import distributed as D
-from fer_lib.engine.config import RunConfig
+from fer_lib.engine.config import TRAINING_CODE_VERSION, RunConfig
 from fer_lib.engine.evaluate import classification_metrics, predict_indices, select_epochs
 from fer_lib.engine.inputs import load_data, make_augment
 from fer_lib.engine.optimization import lr_at, make_optimizer
@@ -144,6 +144,7 @@ def _open_record(cfg: RunConfig, run_dir: Path, parts: dict[str, Any]) -> dict[s
     plan, data = parts["plan"], parts["data"]
     meta = {
         "id": cfg.id,
+        "code": TRAINING_CODE_VERSION,  # the trainer version the id hashes (config.TRAINING_CODE_VERSION)
         "config": cfg.to_dict(),
         "plan": plan.to_dict(),
         "data": {

@@ -22,6 +22,7 @@ from torch import nn
 
 from fer_lib.models import InputSpec, ModelOutput, register_model
 from fer_lib.models.backbone import build_trunk
+from fer_lib.models.layers import sigmoid32
 
 
 def feature_size(image_size: int) -> int:
@@ -87,10 +88,10 @@ class AFC(_Recorder, nn.Module):
         branches = [conv(x_f) for conv in self.dilated]  # Eq. 1: x_F1, x_F2, x_F3
         x_sum = sum(branches) if self.fusion == "sum" else torch.cat(branches, dim=1)  # Eq. 1: x_Fsum
         x_int = self.integrate(x_sum)  # Eq. 2: x_Fint
-        x_cal_s = torch.sigmoid(self.spatial(x_f)) * x_int  # Eq. 2: x_FcalS
+        x_cal_s = sigmoid32(self.spatial(x_f)) * x_int  # Eq. 2: x_FcalS
         x_dre = self.reduce(F.adaptive_avg_pool2d(x_cal_s, 1))  # Eq. 3: x_FDre
         x_dra = self.restore(F.relu(x_dre))  # Eq. 3: x_FDra
-        x_cal_c = torch.sigmoid(x_dra) * x_cal_s  # Eq. 3: x_FcalC
+        x_cal_c = sigmoid32(x_dra) * x_cal_s  # Eq. 3: x_FcalC
         x_f1 = x_f + x_cal_c  # Eq. 3: x_F' (residual)
         self.keep(**{f"x_F{k}": b for k, b in enumerate(branches, start=1)}, x_Fsum=x_sum, x_Fint=x_int,
                   x_FcalS=x_cal_s, x_FDre=x_dre, x_FDra=x_dra, x_FcalC=x_cal_c, **{"x_F'": x_f1})
@@ -177,8 +178,8 @@ class DAF(_Recorder, nn.Module):
         else:
             x_ca = self.w_ca(torch.cat([h_to_w, w_to_h], dim=2))  # Eq. 7 over channels: B x h x 2C -> B x h x C
             x_ca_h = x_ca_w = x_ca  # Eq. 8 as printed: one x_Ca in both terms
-        a_h = torch.sigmoid(x_ha + x_ca_h).transpose(1, 2).unsqueeze(3)  # B x C x h x 1
-        a_w = torch.sigmoid(x_wa + x_ca_w).transpose(1, 2).unsqueeze(2)  # B x C x 1 x w
+        a_h = sigmoid32(x_ha + x_ca_h).transpose(1, 2).unsqueeze(3)  # B x C x h x 1
+        a_w = sigmoid32(x_wa + x_ca_w).transpose(1, 2).unsqueeze(2)  # B x C x 1 x w
         a_s = a_h * a_w  # Eq. 8: A_s, broadcast to B x C x h x w as in coordinate attention
         a_c = a_s.mean(dim=(2, 3))  # Eq. 12: A_c = GAP(A_s)
         self.keep(x_H=x_h, x_W=x_w, Q_H=q_h, Q_W=q_w, x_Ha=x_ha, x_Wa=x_wa, x_Ca=x_ca, a_H=a_h, a_W=a_w, A_s=a_s, A_c=a_c)
@@ -213,12 +214,12 @@ class SpatialChannelHead(_Recorder, nn.Module):
     def forward(self, x: torch.Tensor, a_s: torch.Tensor | None, a_c: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         y = self.conv1x1(x)
         branch = self.conv3x3(y) + self.conv1x3(y) + self.conv3x1(y)
-        gate = torch.sigmoid(branch if self.gate == "elementwise" else branch.sum(dim=1, keepdim=True))
+        gate = sigmoid32(branch if self.gate == "elementwise" else branch.sum(dim=1, keepdim=True))
         x_s = gate * x  # Eq. 9: x_s
         x_s_tilde = x_s if a_s is None else a_s * x_s  # Eq. 10: x~_s = A_s . x_s
         pooled = x_s_tilde.mean(dim=(2, 3))  # GAP(x~_s)
         # Eq. 11 weights x~_s channel-wise; pooling first is the same vector, since GAP is linear.
-        x_c = pooled if self.channel is None else torch.sigmoid(self.channel(pooled)) * pooled
+        x_c = pooled if self.channel is None else sigmoid32(self.channel(pooled)) * pooled
         x_c_tilde = x_c if a_c is None else a_c * x_c  # Eq. 12: x~_c = A_c . x_c
         self.keep(gate=gate, x_s=x_s, x_s_tilde=x_s_tilde, x_c=x_c, x_c_tilde=x_c_tilde)
         return x_c_tilde, gate.mean(dim=1)

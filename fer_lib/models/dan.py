@@ -16,6 +16,7 @@ from torch import nn
 
 from fer_lib.models import InputSpec, ModelOutput, register_model
 from fer_lib.models.backbone import build_trunk
+from fer_lib.models.layers import sigmoid32
 
 
 def _conv_bn(c_in: int, c_out: int, kernel: tuple[int, int]) -> nn.Sequential:
@@ -50,12 +51,11 @@ class ChannelUnit(nn.Module):
             nn.BatchNorm1d(hidden),
             nn.ReLU(inplace=True),
             nn.Linear(hidden, channels),
-            nn.Sigmoid(),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pooled = x.mean(dim=(2, 3))
-        return pooled * self.gate(pooled)
+        return pooled * sigmoid32(self.gate(pooled))
 
 
 class CrossAttentionHead(nn.Module):

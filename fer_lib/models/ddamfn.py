@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from fer_lib.models import InputSpec, ModelOutput, register_model
+from fer_lib.models.layers import sigmoid32
 from fer_lib.models.mixed_feature_net import LinearBlock, MixedFeatureNet, hard_swish, load_mfn_weights
 
 
@@ -45,8 +46,8 @@ class DualDirectionHead(nn.Module):
         cols = self.Linear_w(x).transpose(2, 3)  # B x C x w x 1
         y = hard_swish(self.bn1(self.conv1(torch.cat([rows, cols], dim=2))))
         y_h, y_w = torch.split(y, [h, w], dim=2)
-        a_h = torch.sigmoid(self.conv2(y_h))  # B x C x h x 1
-        a_w = torch.sigmoid(self.conv3(y_w.transpose(2, 3)))  # B x C x 1 x w
+        a_h = sigmoid32(self.conv2(y_h))  # B x C x h x 1
+        a_w = sigmoid32(self.conv3(y_w.transpose(2, 3)))  # B x C x 1 x w
         return a_h * a_w, a_h, a_w  # the head's attention map, B x C x h x w
 
 

@@ -16,6 +16,17 @@ from torch import nn
 SMALL_MAP = 81
 
 
+def sigmoid32(x: torch.Tensor) -> torch.Tensor:
+    """An attention gate's sigmoid, computed in fp32 whatever the autocast dtype.
+
+    In bfloat16 every value above about 0.998 rounds to 1.0, so a gate that opens that far gets a zero
+    gradient (s (1 - s) = 0) and never closes again; under bf16 autocast DAF-MHSCA's gates saturated and
+    its training collapsed to chance (docs/engine.md). The gate's input may stay bf16; only the sigmoid
+    and what it multiplies are fp32.
+    """
+    return torch.sigmoid(x.float())
+
+
 class SmallMapConv2d(nn.Conv2d):
     """``nn.Conv2d`` (groups 1, zero padding) that switches to gather + matmul for tiny CPU maps.
 

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fer_lib.models.layers import sigmoid32
+
 
 class ConvBlock(nn.Module):
     """Conv (no bias) -> BN -> PReLU."""
@@ -66,8 +68,8 @@ class CoordAtt(nn.Module):
         cols = x.mean(dim=2, keepdim=True).transpose(2, 3)  # B x C x w x 1
         y = hard_swish(self.bn1(self.conv1(torch.cat([rows, cols], dim=2))))
         y_h, y_w = torch.split(y, [h, w], dim=2)
-        a_h = torch.sigmoid(self.conv2(y_h))  # B x C x h x 1
-        a_w = torch.sigmoid(self.conv3(y_w.transpose(2, 3)))  # B x C x 1 x w
+        a_h = sigmoid32(self.conv2(y_h))  # B x C x h x 1
+        a_w = sigmoid32(self.conv3(y_w.transpose(2, 3)))  # B x C x 1 x w
         return x * a_h * a_w
 
 
