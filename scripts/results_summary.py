@@ -35,7 +35,7 @@ def rows(root: Path) -> list[str]:
             f"{config['model']} {config['model_options'] or ''} {config['loss_options'] or ''}".strip()
         out.append(
             f"| {config['dataset']} | {model} | {config['profile']} | {plan['recipe']} ({plan['optimizer']} lr {plan['lr']:g}) | "
-            f"{env.get('precision', '?')} | {config['seed']} | {plan['image_size']} px, {plan['epochs']} ep, {plan.get('train_subset') or 'all'} train faces | "
+            f"{env.get('precision', '?')} | {cfg.get('code', '≤2')} | {config['seed']} | {plan['image_size']} px, {plan['epochs']} ep, {plan.get('train_subset') or 'all'} train faces | "
             f"{chosen['epoch']} | {ours:.2f} | {100 * chosen['test']['balanced_accuracy']:.2f} | "
             f"{published if published is not None else '-'} | {gap} | {run_hardware(env)} | `{run_dir.name}` |"
         )
@@ -58,9 +58,12 @@ def main() -> None:
         "gap says how far a 2-core budget gets, not whether the paper is right. Runs with model or loss",
         "options (Table 4 ablations, Table 5 heads, Figure 8 theta, alternative readings) are set beside their",
         "published values in the report (`./run_all.sh --profile cpu --datasets fer2013 ferplus`).",
+        "Code = the training-code version the run's id hashes (`fer_lib.engine.config.TRAINING_CODE_VERSION`);",
+        "the report reads only records of the current version. Version 3 computes the attention gates' sigmoids",
+        "in fp32 under bf16 autocast; bf16 runs of version 2 or below collapsed (docs/engine.md).",
         "",
-        "| dataset | model | profile | recipe | precision | seed | size | epoch | test acc % | balanced % | published % | gap | hardware | run |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| dataset | model | profile | recipe | precision | code | seed | size | epoch | test acc % | balanced % | published % | gap | hardware | run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *rows(root),
     ]
     for peer in sorted((root / "peers").glob("*/metrics.json")):
