@@ -13,7 +13,7 @@ from fer_lib.engine.recipes import PROFILES, Plan, ConfigError, resolve_plan
 ID_HASH_CHARS = 10
 # Part of every run id: bump it when a change to the training code (loop, losses, models, augmentation)
 # changes what a config trains, so records made before it are never mistaken for the new code's.
-# 3: DAF runs in fp32 under bf16 autocast (in bf16 DAF-MHSCA's training collapsed).
+# 3: attention gates' sigmoids in fp32 under bf16 autocast (models.layers.sigmoid32; in bf16 training collapsed).
 TRAINING_CODE_VERSION = 3
 
 
