@@ -79,6 +79,20 @@ def test_smoke_plan_is_small_and_covers_every_notebook() -> None:
     assert all(c.dataset == plan.SYNTHETIC and c.profile == "smoke" for c in cfgs)
 
 
+def test_demo_plan_trains_table3_at_its_budget_and_says_the_rest_is_smaller() -> None:
+    cfgs = plan.planned_configs("demo")
+    full = [c for c in cfgs if not c.overrides]
+    assert {(c.model, tuple(c.model_options.items())) for c in full} == {
+        ("daf_mhsca", ()), ("daf_mhsca", tuple(paper.CONTROL_OPTIONS.items()))}  # Table 3: DAF-MHSCA and its control
+    assert all(c.overrides == plan.DEMO_SMALL for c in cfgs if c not in full) and len(cfgs) > len(full) + 8
+    head = full[0].plan
+    assert head.dataset == plan.SYNTHETIC and head.data_options["per_class"] == [1000, 100, 100]
+    assert head.augment and not any(head.augment.values())  # no random augmentation
+    assert any("lr 0.0005 -> 0.001" in n for n in head.notes)
+    assert "at a smaller budget (2 epochs, 700 training faces)" in plan.scope_note("demo")
+    assert plan.dataset_statuses("demo")[-1].run and not any(s.run for s in plan.dataset_statuses("demo")[:-1])
+
+
 def test_rafdb_runs_under_both_recipes_and_the_sweeps_are_shorter() -> None:
     t3 = plan.table3_configs("paper", ["rafdb", "ferplus"], [0])
     assert {k[2] for k in t3 if k[1] == "rafdb" and k[0] == paper.OURS} == {"paper", "ours"}

@@ -32,7 +32,7 @@ RULE = (
     "bootstrap over faces and seeds) excludes 0 in the paper's direction, contradicted where it excludes 0 "
     "the other way, and inconclusive at this budget otherwise, always with one seed (its interval covers "
     "the test faces, not the training noise); it is not testable here where its data or hardware is absent, "
-    "and smoke builds give a pipeline check only."
+    "and builds on the built-in synthetic faces (smoke, demo) give a pipeline check only."
 )
 
 # Resampled values per face-level bootstrap: vectorised in batches of about this many numbers.
@@ -148,7 +148,7 @@ class Verdict:
 def verdict(diff: Difference | None, direction: int, *, smoke: bool = False, untestable: str | None = None) -> Verdict:
     """The verdict of a claim by :data:`RULE`; ``direction`` +1: the paper claims a > b, -1: a < b.
 
-    ``smoke`` (a smoke build) comes first: its verdict is "pipeline check only" whatever the numbers.
+    ``smoke`` (a build on the built-in synthetic faces: profiles smoke and demo) comes first: its verdict is "pipeline check only" whatever the numbers.
     ``untestable``: why the claim cannot be tested here (data or hardware absent); kept in ``why``.
     Fewer than :data:`MIN_SEEDS` seeds give "inconclusive": one seed's interval leaves out the seed noise.
     """
@@ -156,7 +156,7 @@ def verdict(diff: Difference | None, direction: int, *, smoke: bool = False, unt
         raise ValueError(f"direction must be +1 (paper: a > b) or -1 (paper: a < b), not {direction!r}")
     if smoke:
         extra = f"; not testable here in any case: {untestable}" if untestable else ""
-        return Verdict(SMOKE, "smoke build: checks the pipeline, not the claim" + extra, diff)
+        return Verdict(SMOKE, "synthetic build (smoke, demo): built-in faces check the pipeline, not the claim" + extra, diff)
     if untestable:
         return Verdict(UNTESTABLE, untestable, diff)
     if diff is None:

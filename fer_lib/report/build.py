@@ -135,7 +135,7 @@ def claims_ledger(plan: ReportPlan) -> list[claims.Row]:
     """The claims ledger of this build: one row per claim of the paper (and our control), judged from
     the records of the plan's run groups by the one rule of :mod:`fer_lib.engine.evidence`."""
     missing = {s.name: s.why for s in plan.statuses if not s.run and s.why}
-    return claims.ledger(ledger_groups(plan), list(paper.DATASETS), smoke=plan.profile == "smoke",
+    return claims.ledger(ledger_groups(plan), list(paper.DATASETS), smoke=ENGINE_PROFILES[plan.profile].synthetic,
                          budget=ENGINE_PROFILES[plan.profile].describe(), figure_dataset=plan.figure, missing=missing)
 
 

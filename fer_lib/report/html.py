@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 from fer_lib import PROJECT_ROOT, paper
 from fer_lib.data import dataset_info
+from fer_lib.engine import PROFILES as ENGINE_PROFILES
 from fer_lib.engine import evidence
 from fer_lib.report import published as P
 from fer_lib.report import site
@@ -142,8 +143,9 @@ def findings(out_dir: Path, profile: str, ledger: Sequence[Any] | None = None) -
     otherwise the line says there is no winner at this budget.
     """
     lines = [f"## What this build's runs say (profile {profile})", ""]
-    if profile == "smoke":
-        lines += ["*Smoke profile: synthetic data and two epochs. The lines below only show that each check runs; "
+    if ENGINE_PROFILES[profile].synthetic:
+        lines += [f"*{profile.capitalize()} profile: the built-in synthetic faces ({ENGINE_PROFILES[profile].describe()}). "
+                  "The lines below show what each check measures on faces whose answers are known; "
                   "they say nothing about the paper.*", ""]
     t3, t4, t5 = P.load(out_dir, P.Table3), P.load(out_dir, P.Table4), P.load(out_dir, P.Table5)
     synthetic = next((r for r in (t3.index.rows if t3 else []) if r.get("Dataset") == dataset_info(SYNTHETIC).label), None)

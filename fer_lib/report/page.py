@@ -23,6 +23,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from fer_lib.data import FaceData
+from fer_lib.engine import PROFILES as ENGINE_PROFILES
 from fer_lib.engine import evidence
 from fer_lib.engine.predictions import PREDICTIONS, correct_matrix
 from fer_lib.report import published
@@ -94,6 +95,11 @@ class Page:
         return self.plan.profile
 
     @property
+    def synthetic(self) -> bool:
+        """True when the build trains on the built-in synthetic faces (profiles demo and smoke): no verdicts."""
+        return ENGINE_PROFILES[self.profile].synthetic
+
+    @property
     def seeds(self) -> list[int]:
         return self.plan.seeds
 
@@ -131,7 +137,7 @@ class Page:
     def winner(self, options: Mapping[Any, Sequence[Outcome]], within_class: str | None = None) -> Any | None:
         """The option (an N_h, a theta, a method) whose runs beat every other by the one rule
         (:func:`fer_lib.engine.evidence.winner`: paired differences on the same seeds and test faces,
-        each interval excluding 0), or None: a smoke build, fewer than two options, no common seed,
+        each interval excluding 0), or None: a synthetic build, fewer than two options, no common seed,
         a run without per-face predictions, or no option supported over every other. ``within_class``:
         only the test faces of that class (a per-class recall). Say :data:`NO_WINNER` where it is None."""
         runs = {k: [o.record for o in outs] for k, outs in options.items()}
@@ -153,7 +159,7 @@ class Page:
                 if not faces.any():
                     return None
                 correct = {k: c[:, faces] for k, c in correct.items()}
-            return evidence.winner(correct, smoke=self.profile == "smoke")
+            return evidence.winner(correct, smoke=self.synthetic)
         except ValueError:  # the options were tested on different faces: they cannot be paired
             return None
 

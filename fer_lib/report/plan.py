@@ -62,11 +62,17 @@ class Scope:
     readings: bool  # also train the alternative readings (gated loss weighting, AFC concat)
     sweep_overrides: dict[str, Any] = field(default_factory=dict)  # recipe overrides of Table 5, Fig. 8 and the readings
     ablation_overrides: dict[str, Any] = field(default_factory=dict)  # recipe overrides of Table 4 (its full-model row included)
+    baseline_overrides: dict[str, Any] = field(default_factory=dict)  # recipe overrides of DAN and DDAMFN
     sweep_seeds: tuple[int, ...] | None = None  # seeds of Table 5, Fig. 8 and the readings (None: ``seeds``)
 
 
+DEMO_SMALL = {"epochs": 2, "train_subset": 700}  # the demo build's rows beyond Table 3: seconds each
+
 SCOPES: dict[str, Scope] = {
     "smoke": Scope(seeds=(0,), heads=(1, 4), thetas=(0.3, 1.0), readings=False),
+    # The default build: DAF-MHSCA and its control at the profile's budget; the other rows a pipeline check.
+    "demo": Scope(seeds=(0,), heads=(1, 4), thetas=(0.3, 1.0), readings=False,
+                  **{f"{group}_overrides": DEMO_SMALL for group in ("ablation", "sweep", "baseline")}),
     # 2 cores, every run at the profile's full budget: Table 3, the control and Table 4 with 3 seeds;
     # the sweeps and readings with one (scripts/cpu_study.py trains them in that order).
     "cpu": Scope(seeds=(0, 1, 2), heads=tuple(paper.TABLE5), thetas=(0.1, 0.3, 0.6, 1.0), readings=True, sweep_seeds=(0,)),
@@ -91,7 +97,17 @@ def scope_note(profile: str) -> str:
         parts.append(f"theta in {{{_listed(scope.thetas)}}} only (paper: {_listed(paper.FIG8_THETAS)})")
     if not scope.readings:
         parts.append("alternative readings not trained")
+    for what, over in (("Table 4 (its full-model row included)", scope.ablation_overrides),
+                       ("Table 5, Figure 8 and the readings", scope.sweep_overrides),
+                       ("DAN and DDAMFN", scope.baseline_overrides)):
+        if over:
+            parts.append(f"{what} at a smaller budget ({_overrides(over)}), not comparable with Table 3's runs")
     return "; ".join(parts)
+
+
+def _overrides(over: dict[str, Any]) -> str:
+    names = {"train_subset": "training faces", "epochs": "epochs"}
+    return ", ".join(f"{value} {names[key]}" if key in names else f"{key} {value}" for key, value in over.items())
 
 
 def banner(profile: str) -> str:
@@ -142,8 +158,8 @@ def missing_data(name: str, root: str | os.PathLike | None = None) -> str | None
 
 
 def default_datasets(profile: str) -> list[str]:
-    """The smoke profile runs the built-in synthetic data; the others the paper's five (those present)."""
-    return [SYNTHETIC] if profile == "smoke" else list(PAPER_DATASETS)
+    """A synthetic profile (demo, smoke) runs the built-in faces; the others the paper's five (those present)."""
+    return [SYNTHETIC] if ENGINE_PROFILES[profile].synthetic else list(PAPER_DATASETS)
 
 
 def check_datasets(datasets: Sequence[str]) -> None:
@@ -157,20 +173,21 @@ def check_datasets(datasets: Sequence[str]) -> None:
 def dataset_statuses(profile: str, datasets: Sequence[str] | None = None, root: str | os.PathLike | None = None) -> list[DatasetStatus]:
     """One status per paper dataset, then one per other requested dataset (e.g. synthetic), in order."""
     requested = list(datasets) if datasets else default_datasets(profile)
+    synthetic = ENGINE_PROFILES[profile].synthetic
     out = []
     for name in PAPER_DATASETS:
         if name not in requested:
-            why = ("the smoke profile trains on the built-in synthetic data only (use --profile cpu or paper)"
-                   if profile == "smoke" else f"not requested (--datasets {' '.join(requested)})")
+            why = (f"the {profile} profile trains on the built-in synthetic data only (use --profile cpu or paper)"
+                   if synthetic else f"not requested (--datasets {' '.join(requested)})")
             out.append(DatasetStatus(name, False, why))
-        elif profile == "smoke":
-            out.append(DatasetStatus(name, True, "smoke profile: a synthetic stand-in, not the real data"))
+        elif synthetic:
+            out.append(DatasetStatus(name, True, f"{profile} profile: a synthetic stand-in, not the real data"))
         else:
             why = missing_data(name, root)
             out.append(DatasetStatus(name, why is None, why or ""))
     for name in requested:
         if name not in PAPER_DATASETS:
-            why = missing_data(name, root) if profile != "smoke" else None
+            why = missing_data(name, root) if not synthetic else None
             info = dataset_info(name)
             note = "procedural faces, not comparable to the paper" if info and info.synthetic else "not one of the paper's datasets"
             out.append(DatasetStatus(name, why is None, why or note))
@@ -238,7 +255,7 @@ def baseline_config(method: str, dataset: str, profile: str, seed: int) -> RunCo
     """The run of a compared method (DAN, DDAMFN; DAF-MHSCA is the Table 3 run)."""
     if method == paper.OURS:
         return config(dataset, profile, seed)
-    cfg = config(dataset, profile, seed, model=paper.MODEL_OF_METHOD[method])
+    cfg = config(dataset, profile, seed, model=paper.MODEL_OF_METHOD[method], overrides=SCOPES[profile].baseline_overrides)
     if profile == "paper" and paper.NATIVE_IMAGE_SIZE[method] != cfg.plan.image_size:
         # Under the paper profile each baseline runs at its own paper's size; smoke and cpu share one size.
         cfg = replace(cfg, image_size=paper.NATIVE_IMAGE_SIZE[method])
