@@ -51,7 +51,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--dataset", default="fer2013", help="dataset name (fer2013, ferplus, rafdb, affectnet7, affectnet8, ...)")
     g.add_argument("--model", default="daf_mhsca", help="registered model name (daf_mhsca, resnet18, ...)")
     g.add_argument("--recipe", default=None, help="paper (Table 2 as printed), ours, scratch, dan or ddamfn (default: the profile's)")
-    g.add_argument("--profile", default="smoke", help="smoke (synthetic, seconds), cpu (real data, 2 cores) or paper (224 px, 40 epochs)")
+    g.add_argument("--profile", default="smoke", help="smoke (synthetic, seconds), demo (synthetic, minutes), cpu (real data, 2 cores) or paper (224 px, 40 epochs)")
     g.add_argument("--seed", type=int, nargs="+", default=[0], help="one or more seeds (default 0)")
     g.add_argument("--image-size", type=int, default=None, help="input side in pixels (default: the profile's)")
     g.add_argument("--model-option", "-m", action="append", metavar="KEY=VALUE", help="model switch, e.g. -m num_heads=8 -m use_daf=false")

@@ -148,7 +148,8 @@ class Verdict:
 def verdict(diff: Difference | None, direction: int, *, smoke: bool = False, untestable: str | None = None) -> Verdict:
     """The verdict of a claim by :data:`RULE`; ``direction`` +1: the paper claims a > b, -1: a < b.
 
-    ``smoke`` (a build on the built-in synthetic faces: profiles smoke and demo) comes first: its verdict is "pipeline check only" whatever the numbers.
+    ``smoke`` (a build on the built-in synthetic faces: profiles smoke and demo) comes first: its verdict
+    is "pipeline check only" whatever the numbers.
     ``untestable``: why the claim cannot be tested here (data or hardware absent); kept in ``why``.
     Fewer than :data:`MIN_SEEDS` seeds give "inconclusive": one seed's interval leaves out the seed noise.
     """

@@ -4,7 +4,8 @@ A *recipe* gives the optimiser, learning rate, batch size and epochs per dataset
 Table 2 as printed, ``"ours"`` is our working alternative where the printed value fails,
 ``"scratch"`` is ours for a trunk without pretrained weights, ``"dan"`` / ``"ddamfn"`` are those
 papers' own recipes. A *profile* (:class:`Profile`) scales a recipe to a machine: ``"smoke"``
-(built-in synthetic faces, seconds, for tests), ``"cpu"`` (real FER2013 / FERPlus on 2 cores:
+(built-in synthetic faces, seconds, for tests), ``"demo"`` (more built-in faces, trained until the models
+learn them), ``"cpu"`` (real FER2013 / FERPlus on 2 cores:
 72 px, 8 epochs, the full training split, recipe scratch) and ``"paper"`` (224 px, 40 epochs, for a GPU). :func:`resolve_plan` combines the two
 into a :class:`Plan`; every reduction a profile makes is written into its ``notes`` and so into
 the run's record.
@@ -85,7 +86,7 @@ PROFILES: dict[str, Profile] = {
         # build wants: docs/report.md); no augmentation, which slowed learning on these faces.
         Profile("demo", image_size=48, epochs=6, recipe="scratch", max_batch_size=64, lr=1e-3, faces=(1000, 100, 100),
                 augment=NO_AUGMENTATION,
-                purpose="the default build on 2 CPU cores: a trained model on faces whose answers are known, "
+                purpose="models trained on 2 CPU cores on faces whose answers are known, "
                 "its numbers say nothing about the paper"),
         # Real FER2013 / FERPlus on 2 CPU cores (budget in docs/engine.md): 72 px is the smallest size
         # whose x_F is 3 x 3 (64 px gives 2 x 2, where AFC's dilated convolutions are 1 x 1 ones).

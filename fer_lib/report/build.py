@@ -290,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m fer_lib.report [--profile P] [--datasets ...] [--seeds ...] [--force] [--plan] [--no-train]``."""
     parser = argparse.ArgumentParser(prog="python -m fer_lib.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="smoke", choices=PROFILES)
-    parser.add_argument("--datasets", nargs="+", default=None, help="default: synthetic on smoke, the paper's five otherwise")
+    parser.add_argument("--datasets", nargs="+", default=None, help="default: synthetic on smoke and demo, the paper's five otherwise")
     parser.add_argument("--seeds", nargs="+", type=int, default=None)
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: the engine's choice)")
     parser.add_argument("--out", default=None, help="default results/report/<profile>")

@@ -70,7 +70,7 @@ DEMO_SMALL = {"epochs": 2, "train_subset": 700}  # the demo build's rows beyond 
 
 SCOPES: dict[str, Scope] = {
     "smoke": Scope(seeds=(0,), heads=(1, 4), thetas=(0.3, 1.0), readings=False),
-    # The default build: DAF-MHSCA and its control at the profile's budget; the other rows a pipeline check.
+    # DAF-MHSCA and its control at the demo profile's budget; the other rows a pipeline check.
     "demo": Scope(seeds=(0,), heads=(1, 4), thetas=(0.3, 1.0), readings=False,
                   **{f"{group}_overrides": DEMO_SMALL for group in ("ablation", "sweep", "baseline")}),
     # 2 cores, every run at the profile's full budget: Table 3, the control and Table 4 with 3 seeds;
