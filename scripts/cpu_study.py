@@ -36,14 +36,14 @@ from fer_lib.engine.train import build_all  # noqa: E402
 from fer_lib.engine.optimization import make_optimizer  # noqa: E402
 from fer_lib.engine.predictions import PREDICTIONS, write_predictions  # noqa: E402
 from fer_lib.engine.records import CHECKPOINTS, load_record  # noqa: E402
-from fer_lib.report.plan import planned_configs  # noqa: E402
+from fer_lib.report.plan import planned_configs, without_reading  # noqa: E402
 
 DATASETS = ("fer2013", "ferplus")
 
 
 def priority(cfg) -> tuple:
     """Sort key: lower trains first."""
-    opts, loss = cfg.model_options, cfg.loss_options
+    opts, loss = without_reading(cfg.profile, cfg.model_options), cfg.loss_options
     full = cfg.model == "daf_mhsca" and not opts and not loss
     control = cfg.model == "daf_mhsca" and opts == paper.CONTROL_OPTIONS and not loss
     ablation = cfg.model == "daf_mhsca" and opts in list(paper.ABLATION_OPTIONS.values()) and not loss

@@ -93,6 +93,22 @@ def test_demo_plan_trains_table3_at_its_budget_and_says_the_rest_is_smaller() ->
     assert plan.dataset_statuses("demo")[-1].run and not any(s.run for s in plan.dataset_statuses("demo")[:-1])
 
 
+def test_cpu_plan_reads_the_head_map_per_head_and_trains_the_printed_reading_as_a_row() -> None:
+    cfgs = plan.planned_configs("cpu", ["fer2013", "ferplus"])
+    with_heads = [c for c in cfgs if c.model == "daf_mhsca" and c.model_options.get("use_mhsca", True)]
+    printed = [c for c in with_heads if c.model_options.get("head_gate") == "elementwise"]
+    assert len(printed) == 1 and printed[0].dataset == "ferplus"  # the printed Eq. 9, one row of the readings table
+    assert all(c.model_options.get("head_gate") == "channel_sum" for c in with_heads if c not in printed)
+    control = [c for c in cfgs if c.model_options == paper.CONTROL_OPTIONS]
+    assert len(control) == 6  # the bare trunk has no heads: its ids do not move with the reading
+    cli = RunConfig(dataset="fer2013", model="daf_mhsca", model_options={"head_gate": "channel_sum"}, profile="cpu")
+    assert plan.table3_configs("cpu", ["fer2013"], [0])[(paper.OURS, "fer2013", "scratch")][0].id == cli.id
+    assert plan.without_reading("cpu", {"head_gate": "channel_sum", "use_afc": False}) == {"use_afc": False}
+    assert "head_gate=channel_sum" in plan.scope_note("cpu") and "head_gate" not in plan.scope_note("paper")
+    assert set(plan.readings_of("paper")) == set(plan.READINGS) - {"head map elementwise (Eq. 9 as printed)"}
+    assert all(not c.model_options.get("head_gate") for c in plan.planned_configs("smoke"))  # smoke ids unchanged
+
+
 def test_rafdb_runs_under_both_recipes_and_the_sweeps_are_shorter() -> None:
     t3 = plan.table3_configs("paper", ["rafdb", "ferplus"], [0])
     assert {k[2] for k in t3 if k[1] == "rafdb" and k[0] == paper.OURS} == {"paper", "ours"}
