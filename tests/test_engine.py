@@ -23,6 +23,7 @@ from fer_lib.engine import (
 from fer_lib.engine import distributed as D
 from fer_lib.engine.evaluate import select_epochs
 from fer_lib.engine.inputs import load_data
+from fer_lib.engine.precision import resolve_precision
 from fer_lib.engine.runs import runs_dir
 from fer_lib.engine.train import train_run
 
@@ -205,6 +206,19 @@ def test_resume_after_interruption_ends_equal(smoke_root, tmp_path) -> None:
     assert resumed.env["resumed_after_epochs"] == [1]
     for selection in SELECTIONS:
         assert resumed.metrics[selection] == run.metrics[selection]
+
+
+def test_resume_in_another_precision_is_refused(tmp_path) -> None:
+    """precision "auto" resolves per machine: a run started in bf16 must not go on in fp32 unseen (or the reverse)."""
+    run_dir = runs_dir(tmp_path) / SMOKE.id
+    train_run(SMOKE, run_dir, D.setup("cpu"), progress=False, stop_after_epochs=1)
+    env = json.loads((run_dir / "env.json").read_text())
+    here = resolve_precision(SMOKE.plan.precision, torch.device("cpu"))[0]
+    assert env["precision"] == here
+    env["precision"] = "bf16" if here == "fp32" else "fp32"
+    (run_dir / "env.json").write_text(json.dumps(env))
+    with pytest.raises(ConfigError, match=f"was trained in {env['precision']} up to its last checkpoint, and would resume in {here}"):
+        get_run(SMOKE, root=tmp_path, progress=False)
 
 
 def test_rebuild_missing_checkpoints(smoke_root, tmp_path) -> None:

@@ -237,6 +237,11 @@ def train_run(
     env: dict[str, Any] = _open_record(cfg, run_dir, parts) if ctx.is_main else {}
     D.barrier(ctx)
     last = ckpt_dir / "last.pt"
+    if last.exists() and env.get("precision") not in (None, precision):
+        # plan.precision "auto" resolves per machine: a run must not switch precision half-way, unseen.
+        raise ConfigError(f"{run_dir} was trained in {env['precision']} up to its last checkpoint, and would resume in {precision} "
+                          f"here ({precision_note or 'the plan asks for it'}): resume it on a machine that trains in "
+                          f"{env['precision']}, or move the folder away to train it from the start")
     if last.exists():
         history, start = _resume(cfg, last, ctx.device, model, criterion, optimizer)
         say(f"[{cfg.id}] resuming after epoch {start}")
