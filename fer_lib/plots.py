@@ -30,7 +30,7 @@ def _unique(values: Sequence[Any]) -> str:
 
 
 def describe_runs(runs: Sequence[Any], extra: str = "") -> str:
-    """One footer line for figures drawn from run records: profile, data, seeds, epochs, size, hardware."""
+    """One footer line for figures drawn from run records: profile, data, seeds, epochs, size, hardware, precision."""
     runs = [r for r in runs if r is not None]
     if not runs:
         return extra or "no runs"
@@ -42,14 +42,8 @@ def describe_runs(runs: Sequence[Any], extra: str = "") -> str:
         elif r.data.get("n_train_used") and r.data.get("n_train") and r.data["n_train_used"] < r.data["n_train"]:
             name = f"{name} ({r.data['n_train_used']} of {r.data['n_train']} training faces)"
         data.append(name)
-    hardware = []
-    for r in runs:
-        env = r.env or {}
-        dev = env.get("device", "?")
-        hw = env.get("cpu", "?") if dev == "cpu" else dev
-        threads = f", {env['torch_threads']} threads" if dev == "cpu" and env.get("torch_threads") else ""
-        world = f" x{env['world_size']}" if (env.get("world_size") or 1) > 1 else ""
-        hardware.append(f"{hw}{world}{threads}")
+    hardware = [run_hardware(r.env) for r in runs]
+    precision = [(r.env or {}).get("precision") for r in runs]
     parts = [
         f"profile {_unique([r.config.profile for r in runs])}",
         f"recipe {_unique([r.config.recipe for r in runs])}",
@@ -58,6 +52,7 @@ def describe_runs(runs: Sequence[Any], extra: str = "") -> str:
         f"{_unique([r.plan.get('epochs') for r in runs])} epochs",
         f"{_unique([r.plan.get('image_size') for r in runs])} px",
         f"hardware: {_unique(hardware)}",
+        *([f"precision {_unique([p or '?' for p in precision])}"] if any(precision) else []),
     ]
     text = " | ".join(parts)
     return f"{text} | {extra}" if extra else text

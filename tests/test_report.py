@@ -189,8 +189,11 @@ def test_sweep_frame_marks_datasets_not_run(tmp_path: Path) -> None:
 def test_every_figure_carries_its_stamp() -> None:
     recs = [fake_record("fer2013", 0.7, seed=s) for s in (0, 1)]
     footer = plots.describe_runs(recs)
-    for part in ("profile cpu", "data: FER2013", "seeds 0, 1", "2 epochs", "48 px", "hardware: Test CPU, 2 threads"):
+    for part in ("profile cpu", "data: FER2013", "seeds 0, 1", "2 epochs", "48 px", "hardware: CPU Test CPU, 2 torch threads"):
         assert part in footer
+    assert "precision" not in footer  # not recorded: not guessed
+    recs[1].env = {**recs[1].env, "precision": "fp32"}
+    assert "precision ?, fp32" in plots.describe_runs(recs)  # seeds of one table trained on different machines say so
     assert "SYNTHETIC" in plots.describe_runs([fake_record("synthetic", 0.5, synthetic=True)])
     rng = np.random.default_rng(0)
     figs = [
