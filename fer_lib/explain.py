@@ -144,7 +144,8 @@ def agreement(attention: np.ndarray, attribution: np.ndarray) -> float:
     (gradient units) live on different scales, ranks ignore that and any monotone rescaling, and no
     k has to be picked. 1 = same ordering of pixels, 0 = unrelated, -1 = opposite.
     """
-    return float(np.nanmean(spearman(attention, attribution)))
+    rho = spearman(attention, attribution)
+    return float(np.nanmean(rho)) if np.isfinite(rho).any() else float("nan")  # every map flat: no agreement to measure
 
 
 def area_fraction(masks: np.ndarray) -> np.ndarray:
