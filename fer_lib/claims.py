@@ -56,7 +56,7 @@ def _paired(a: Sequence[Any] | None, b: Sequence[Any] | None) -> tuple[np.ndarra
         return "not in this build's plan"
     pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
     if not pairs:
-        return "not trained yet"
+        return evidence.PENDING
     xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
     ca, cb = correct_matrix(xs), correct_matrix(ys)
     if ca is None or cb is None:
@@ -83,6 +83,8 @@ def _compare(a: Sequence[Any] | None, b: Sequence[Any] | None, direction: int, s
         text = f"{names[0]}: {_accuracy_words(a or [])}; {names[1]}: {_accuracy_words(b or [])}"
         if smoke:
             return text, evidence.verdict(None, direction, smoke=True, untestable=why)
+        if why == evidence.PENDING:
+            return text, evidence.verdict(None, direction, pending=why)
         return text, evidence.verdict(None, direction, untestable=why)
     ca, cb, seeds = paired
     diff = evidence.paired_difference(ca, cb)
@@ -105,7 +107,7 @@ def _best_of(options: Mapping[Any, Sequence[Any] | None], claimed: Any, smoke: b
         return "no other option trained", evidence.verdict(None, +1, smoke=smoke, untestable="no other option in this build")
     labels = {v.label for v in verdicts}
     shown = f"{label} {claimed}: " + "; ".join(texts)
-    for label_ in (evidence.SMOKE, evidence.CONTRADICTED, evidence.UNTESTABLE, evidence.INCONCLUSIVE):
+    for label_ in (evidence.SMOKE, evidence.CONTRADICTED, evidence.UNTESTABLE, evidence.PENDING, evidence.INCONCLUSIVE):
         if label_ in labels:
             first = next(v for v in verdicts if v.label == label_)
             return shown, evidence.Verdict(label_, first.why)

@@ -43,7 +43,12 @@ def test_one_row_per_claim_and_verdicts_by_the_rule(tmp_path) -> None:
                          figure_dataset="fer2013", missing={"ferplus": "fer2013new.csv not found"})
     assert all(r.verdict in evidence.LABELS for r in rows)
     assert row(rows, "w/o DAF lowers accuracy on FER2013").verdict == evidence.SUPPORTED
-    assert row(rows, "w/o AFC lowers accuracy on FER2013").verdict == evidence.UNTESTABLE  # not trained
+    assert row(rows, "w/o AFC lowers accuracy on FER2013").verdict == evidence.UNTESTABLE  # not in the plan
+    (tmp_path / "planned").mkdir()
+    planned = groups(tmp_path / "planned", 0.70, 0.55)
+    planned["table4"][("w/o AFC", "fer2013")] = [None, None, None]  # planned on data at hand, no record yet
+    pending = claims.ledger(planned, ["fer2013"], smoke=False, budget="b", figure_dataset=None)
+    assert row(pending, "w/o AFC lowers accuracy on FER2013").verdict == evidence.PENDING  # not "not testable"
     assert row(rows, "w/o DAF lowers accuracy on FERPlus").why == "fer2013new.csv not found"
     assert row(rows, "DAF-MHSCA reaches 74.33 % on FER2013").verdict == evidence.UNTESTABLE
     assert "8 epochs at 72 px" in row(rows, "DAF-MHSCA reaches 74.33 % on FER2013").why

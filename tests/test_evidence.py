@@ -14,6 +14,7 @@ from fer_lib.engine.evidence import (
     CONTRADICTED,
     INCONCLUSIVE,
     LABELS,
+    PENDING,
     RULE,
     SMOKE,
     SUPPORTED,
@@ -149,6 +150,8 @@ def test_smoke_and_untestable() -> None:
     assert verdict(None, +1, smoke=True).label == SMOKE
     v = verdict(None, +1, untestable="RAF-DB is not on this machine")
     assert v.label == UNTESTABLE and "RAF-DB" in v.why
+    assert verdict(None, +1, pending="not trained yet").label == PENDING  # planned here, not recorded yet
+    assert verdict(None, +1, smoke=True, pending="not trained yet").label == SMOKE
     with pytest.raises(ValueError, match="untestable"):
         verdict(None, +1)
     with pytest.raises(ValueError, match="direction"):

@@ -22,8 +22,9 @@ SUPPORTED = "supported"
 CONTRADICTED = "contradicted"
 INCONCLUSIVE = "inconclusive at this budget"
 UNTESTABLE = "not testable here"
+PENDING = "not trained yet"
 SMOKE = "pipeline check only"
-LABELS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, UNTESTABLE, SMOKE)
+LABELS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, UNTESTABLE, PENDING, SMOKE)
 
 MIN_SEEDS = 2  # a verdict other than inconclusive needs this many paired seeds
 
@@ -32,6 +33,7 @@ RULE = (
     "bootstrap over faces and seeds) excludes 0 in the paper's direction, contradicted where it excludes 0 "
     "the other way, and inconclusive at this budget otherwise, always with one seed (its interval covers "
     "the test faces, not the training noise); it is not testable here where its data or hardware is absent, "
+    "not trained yet where its runs are planned here but not yet recorded, "
     "and builds on the built-in synthetic faces (smoke, demo) give a pipeline check only."
 )
 
@@ -145,12 +147,14 @@ class Verdict:
     diff: Difference | None = None
 
 
-def verdict(diff: Difference | None, direction: int, *, smoke: bool = False, untestable: str | None = None) -> Verdict:
+def verdict(diff: Difference | None, direction: int, *, smoke: bool = False, untestable: str | None = None,
+            pending: str | None = None) -> Verdict:
     """The verdict of a claim by :data:`RULE`; ``direction`` +1: the paper claims a > b, -1: a < b.
 
     ``smoke`` (a build on the built-in synthetic faces: profiles smoke and demo) comes first: its verdict
     is "pipeline check only" whatever the numbers.
     ``untestable``: why the claim cannot be tested here (data or hardware absent); kept in ``why``.
+    ``pending``: why it is not judged yet although it could be (its planned runs are not recorded yet).
     Fewer than :data:`MIN_SEEDS` seeds give "inconclusive": one seed's interval leaves out the seed noise.
     """
     if direction not in (1, -1):
@@ -160,6 +164,8 @@ def verdict(diff: Difference | None, direction: int, *, smoke: bool = False, unt
         return Verdict(SMOKE, "synthetic build (smoke, demo): built-in faces check the pipeline, not the claim" + extra, diff)
     if untestable:
         return Verdict(UNTESTABLE, untestable, diff)
+    if pending:
+        return Verdict(PENDING, pending, diff)
     if diff is None:
         raise ValueError("no difference to judge: pass untestable='<why>' where the claim cannot be tested")
     shown = f"{diff.points:+.2f} points, 95 % interval [{diff.ci_low:+.2f}, {diff.ci_high:+.2f}]"
