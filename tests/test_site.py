@@ -77,6 +77,7 @@ def test_header_names_the_datasets_run_without_the_status_table(tmp_path: Path) 
     assert "| dataset |" not in text and "RAF-DB not found" not in text
     assert "Datasets run: FER2013. Why the others were not: see the [index](index.html#datasets)." in text
     assert "CPU PROFILE" in text and "Seeds: 0, 1." in text
+    assert text.startswith('<div class="banner"><p><strong>CPU PROFILE</strong>')  # boxed as on the index
 
 
 def test_stray_outputs_fail_the_check_and_display_data_passes(tmp_path: Path) -> None:

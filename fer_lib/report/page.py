@@ -27,7 +27,7 @@ from fer_lib.engine import PROFILES as ENGINE_PROFILES
 from fer_lib.engine import evidence
 from fer_lib.engine.predictions import PREDICTIONS, correct_matrix
 from fer_lib.report import published
-from fer_lib.report.html import NO_WINNER
+from fer_lib.report.html import NO_WINNER, markdown_to_html
 from fer_lib.report.plan import (
     DEFAULT_READING,
     READINGS,
@@ -104,8 +104,9 @@ class Page:
         return self.plan.seeds
 
     def banner(self) -> str:
-        """The profile's warning (markdown)."""
-        return banner(self.profile)
+        """The profile's warning as an HTML block in the site's banner box, as on the index (fits a Markdown display)."""
+        return f'<div class="banner">{markdown_to_html(banner(self.profile))}</div>'
+
 
     def header(self) -> str:
         """Markdown opening a page: the profile banner, the seeds and scope, and one line naming the datasets
