@@ -12,7 +12,7 @@ from torch import nn
 
 from fer_lib.data import load_dataset
 from fer_lib.data.fer2013 import FER2013_CLASSES
-from fer_lib.data.synthetic import _draw
+from fer_lib.data.synthetic import _draw, pixel_linear_accuracy
 
 
 def test_default_dataset_shape_labels_and_speed() -> None:
@@ -58,21 +58,6 @@ def test_expression_lives_inside_the_mask() -> None:
         assert inside.sum() / changed.sum() > 0.99
 
 
-def _fit_linear(x: torch.Tensor, y: torch.Tensor, classes: int) -> nn.Module:
-    """Multinomial logistic regression on pixels (L2, L-BFGS)."""
-    model = nn.Linear(x.shape[1], classes)
-    opt = torch.optim.LBFGS(model.parameters(), max_iter=60, history_size=10, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y) + 1e-2 * model.weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return model
-
-
 @pytest.fixture
 def one_thread():
     """Small convolutions run faster on one thread, and far faster on a busy machine (no thread spinning)."""
@@ -88,9 +73,7 @@ def test_cnn_beats_logistic_regression_on_pixels(one_thread) -> None:
     x = (data.images.float() / 255 - 0.5) / 0.25
     train, test = data.indices("train"), data.indices("test")
     y = data.labels
-    linear = _fit_linear(x[train].flatten(1), y[train], 7)
-    with torch.no_grad():
-        linear_acc = (linear(x[test].flatten(1)).argmax(1) == y[test]).float().mean().item()
+    linear_acc = pixel_linear_accuracy(data)
 
     torch.manual_seed(0)
 
@@ -116,3 +99,9 @@ def test_cnn_beats_logistic_regression_on_pixels(one_thread) -> None:
         cnn_acc = (cnn(x[test]).argmax(1) == y[test]).float().mean().item()
     print(f"synthetic 40 px: logistic regression {linear_acc:.3f}, small CNN {cnn_acc:.3f} (chance 0.143)")
     assert cnn_acc > 0.45 and cnn_acc > linear_acc + 0.15
+
+
+def test_pixel_linear_accuracy_needs_test_faces() -> None:
+    data = load_dataset("synthetic", per_class=(5, 0, 0), size=16, seed=0)
+    with pytest.raises(ValueError, match="test faces"):
+        pixel_linear_accuracy(data)

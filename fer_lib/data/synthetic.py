@@ -1,7 +1,7 @@
 """The built-in default dataset: procedurally drawn SYNTHETIC faces for machines with no dataset.
 
 Each face gets a random identity (face shape, skin, hair, eye, brow and mouth geometry), pose (roll,
-yaw, scale, shift), lighting, cluttered background and sensor noise. The expression is carried only
+yaw, scale, shift; cropped close, as FER2013's faces), lighting, cluttered background and sensor noise. The expression is carried only
 by the brows, eyes and mouth, whose shapes follow the FACS action units (AUs) of each basic
 expression (Ekman and Friesen's prototypes) at a random intensity; ``FaceData.masks`` marks those
 regions. Classes are FER2013's seven in FER2013's order (plus contempt when ``num_classes=8``).
@@ -19,7 +19,10 @@ from fer_lib.data import SPLITS, DatasetInfo, FaceData, register_dataset
 from fer_lib.data.cache import fingerprint
 
 # Bump when the drawing changes: part of the faces' fingerprint.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
+# Face size relative to the frame: cropped close, as FER2013's faces are (version 1 drew 0.8-1.05, a small
+# face in a wide frame, where at 48 px the mouth is a few pixels and ResNet18 models learned slowly).
+SCALE = (1.2, 1.45)
 
 SYNTHETIC_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "contempt")
 
@@ -93,7 +96,7 @@ def _draw(rng: np.random.Generator, labels: np.ndarray, size: int, classes: tupl
 
     # Pose: face coordinates (u, v), v downwards, from pixel coordinates by the inverse similarity.
     roll = _u(rng, -0.3, 0.3, n)  # about +-17 degrees
-    scale = _u(rng, 0.8, 1.05, n)
+    scale = _u(rng, *SCALE, n)
     tx, ty = _u(rng, -0.12, 0.12, n), _u(rng, -0.1, 0.1, n)
     cr, sr = np.cos(roll), np.sin(roll)
     u = (cr * (x - tx) + sr * (y - ty)) / scale
@@ -245,6 +248,27 @@ def load_synthetic(
         fingerprint=fingerprint("synthetic", {"generator": GENERATOR_VERSION, "num_classes": num_classes,
                                               "per_class": list(per_class), "size": size, "channels": channels, "seed": seed}),
     )
+
+
+def pixel_linear_accuracy(data: FaceData, c: float = 1e-3, max_iter: int = 500) -> float:
+    """Test accuracy of a multinomial logistic regression on the raw pixels of ``data``'s training split.
+
+    How far a linear model gets on these faces: the built-in data must be hard enough that it does
+    clearly worse than the networks (scikit-learn, lbfgs, standardised pixels; L2 with C = 1e-3, which
+    converges within ``max_iter`` on 7,000 faces of 48 px, about 35 s on one thread).
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    train, test = data.indices("train"), data.indices("test")
+    if len(test) == 0:
+        raise ValueError("pixel_linear_accuracy needs test faces; this data has none")
+    x = data.images.flatten(1).float().numpy() / 255.0
+    y = data.labels.numpy()
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter))
+    model.fit(x[train.numpy()], y[train.numpy()])
+    return float(model.score(x[test.numpy()], y[test.numpy()]))
 
 
 def save_examples(path: str | os.PathLike, per_class: int = 8, size: int = 64, seed: int = 0, num_classes: int = 7) -> None:

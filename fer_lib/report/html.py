@@ -150,10 +150,11 @@ def findings(out_dir: Path, profile: str, ledger: Sequence[Any] | None = None) -
     t3, t4, t5 = P.load(out_dir, P.Table3), P.load(out_dir, P.Table4), P.load(out_dir, P.Table5)
     synthetic = next((r for r in (t3.index.rows if t3 else []) if r.get("Dataset") == dataset_info(SYNTHETIC).label), None)
     if synthetic:
+        linear = next((f.get("pixel_linear") for f in (t3.data if t3 else {}).values() if f.get("synthetic")), None)
         lines.append(f"- **The built-in faces**: DAF-MHSCA's test accuracy in this build, in %: {synthetic.get(MEAN, '—')} "
-                     f"(chance: {synthetic.get(CHANCE_COL, '—')}); "
-                     "a multinomial logistic regression on the pixels reaches 28.6 % and a 4-layer CNN 58.6 % "
-                     "(40 px, 200 training faces per class: tests/test_data_synthetic.py, docs/data.md).")
+                     f"(chance: {synthetic.get(CHANCE_COL, '—')}); a multinomial logistic regression on the pixels "
+                     f"of the same faces reaches {'—' if linear is None else f'{100 * linear:.1f}'} % on the same test faces "
+                     "(`fer_lib.data.synthetic.pixel_linear_accuracy`).")
     t8, t9, t10 = P.load(out_dir, P.Fig8), P.load(out_dir, P.Fig9), P.load(out_dir, P.Attributions)
     rafdb = t3.rafdb_recipes if t3 else {}
     lines.append("- **RAF-DB lr 0.1 with Adam**: " + (

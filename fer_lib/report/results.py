@@ -17,6 +17,7 @@ from torch import nn
 
 from fer_lib import paper
 from fer_lib.data import DatasetError, FaceData
+from fer_lib.data.synthetic import pixel_linear_accuracy
 from fer_lib.engine import ConfigError, RunConfig, evidence, get_run, load_model
 from fer_lib.engine.inputs import load_data
 from fer_lib.models import InputSpec, available_models, build_model
@@ -246,9 +247,15 @@ def difference(ours: Cell, published: float | None) -> str:
 
 
 def data_facts(record: Any) -> dict[str, Any]:
-    """What a run's data held: split sizes, class names, whether synthetic (for the notes)."""
+    """What a run's data held: split sizes, class names, whether synthetic (for the notes).
+
+    On the built-in faces also ``pixel_linear``: a logistic regression on the same faces' pixels (test
+    accuracy, 0-1), the floor that shows how hard they are."""
     keep = ("name", "n_train", "n_train_used", "n_val", "n_test", "classes", "synthetic", "loader")
-    return {k: record.data.get(k) for k in keep if k in record.data}
+    facts = {k: record.data.get(k) for k in keep if k in record.data}
+    if facts.get("synthetic"):
+        facts["pixel_linear"] = pixel_linear_accuracy(load_run_data(record))
+    return facts
 
 
 def mean_gates(recs: Sequence[Any]) -> dict[str, float]:
