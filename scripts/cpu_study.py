@@ -9,7 +9,8 @@ The queue is the cpu report's own plan (``fer_lib.report.plan.planned_configs``)
 records answer the most: seed 0 of DAF-MHSCA and of its ResNet18 control on each dataset, then their
 seeds 1-2 and Table 4 on FER2013, then the rest. A worker takes the first run that is neither finished
 nor being trained by another worker (each run has a lock), so several workers share one queue; a
-killed worker's run resumes at its last epoch. On 2 cores two 1-thread workers train about 1.5x as
+killed worker's run resumes at its last epoch (on the machine that holds its ignored checkpoints; elsewhere it
+starts again, and says so). On 2 cores two 1-thread workers train about 1.5x as
 many images per second as one 2-thread worker (docs/engine.md). Records land in results/runs/<id>/,
 with ``predictions.json`` (the test faces each run got right, for the report's paired intervals) written
 from the run's checkpoints when it finishes; ``--predictions`` writes it for finished runs that lack it.

@@ -208,6 +208,21 @@ def test_resume_after_interruption_ends_equal(smoke_root, tmp_path) -> None:
         assert resumed.metrics[selection] == run.metrics[selection]
 
 
+def test_lost_checkpoint_restarts_from_epoch_0_and_says_so(smoke_root, tmp_path, capsys) -> None:
+    """A half-trained run copied without its ignored checkpoints starts again, visibly, and ends as an uninterrupted run."""
+    _, run = smoke_root
+    run_dir = runs_dir(tmp_path) / SMOKE.id
+    train_run(SMOKE, run_dir, D.setup("cpu"), progress=False, stop_after_epochs=1)
+    (run_dir / "checkpoints" / "last.pt").unlink()
+    capsys.readouterr()
+    restarted = get_run(SMOKE, root=tmp_path, progress=False)
+    assert "history.jsonl holds 1 epoch(s) but" in capsys.readouterr().out
+    assert restarted.env["restarted_losing_epochs"] == [1] and restarted.env["resumed_after_epochs"] == []
+    assert len(restarted.history) == SMOKE.plan.epochs
+    for selection in SELECTIONS:
+        assert restarted.metrics[selection] == run.metrics[selection]
+
+
 def test_resume_in_another_precision_is_refused(tmp_path) -> None:
     """precision "auto" resolves per machine: a run started in bf16 must not go on in fp32 unseen (or the reverse)."""
     run_dir = runs_dir(tmp_path) / SMOKE.id

@@ -242,11 +242,18 @@ def train_run(
         raise ConfigError(f"{run_dir} was trained in {env['precision']} up to its last checkpoint, and would resume in {precision} "
                           f"here ({precision_note or 'the plan asks for it'}): resume it on a machine that trains in "
                           f"{env['precision']}, or move the folder away to train it from the start")
+    lost = 0  # epochs in history.jsonl whose checkpoint is gone (it stays on the machine that trained them)
     if last.exists():
         history, start = _resume(cfg, last, ctx.device, model, criterion, optimizer)
         say(f"[{cfg.id}] resuming after epoch {start}")
+    elif ctx.is_main and (run_dir / "history.jsonl").is_file():
+        lost = sum(1 for line in (run_dir / "history.jsonl").read_text().splitlines() if line.strip())
+        if lost:
+            say(f"[{cfg.id}] history.jsonl holds {lost} epoch(s) but {last} is missing (checkpoints are not committed): "
+                "training from epoch 0; env.json records the restart")
     if ctx.is_main:
-        env = {**environment(ctx, plan), "resumed_after_epochs": env.get("resumed_after_epochs", []) + ([start] if start else [])}
+        env = {**environment(ctx, plan), "resumed_after_epochs": env.get("resumed_after_epochs", []) + ([start] if start else []),
+               "restarted_losing_epochs": env.get("restarted_losing_epochs", []) + ([lost] if lost else [])}
         env.update(precision=precision, amp="bfloat16" if bf16 else None, channels_last=bf16, precision_note=precision_note)
         env["augment"] = make_augment(model.input_spec, True, plan.augment)[1]
         atomic_write_json(run_dir / "env.json", env)
