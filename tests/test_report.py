@@ -151,6 +151,19 @@ def test_cells_mean_std_and_difference() -> None:
     assert results.mean_gates([outs[0].record]) == {"mhv": 0.75}
 
 
+def test_cell_says_when_its_seeds_trained_in_different_precisions() -> None:
+    """precision=auto resolves per machine: a mean over seeds of bf16 and fp32 runs must say so."""
+    recs = [fake_record("fer2013", a, seed=s) for s, a in enumerate((0.70, 0.74, 0.72))]
+    for rec, precision in zip(recs, ("bf16", "fp32", "bf16")):
+        rec.env = {**rec.env, "precision": precision}
+    mixed = results.cell([results.Outcome(None, r) for r in recs])
+    assert mixed.mixed_precision == "seeds in bf16: 0, 2; fp32: 1"
+    assert mixed.text().endswith("— seeds in bf16: 0, 2; fp32: 1") and mixed.number().endswith("fp32: 1")
+    recs[1].env["precision"] = "bf16"
+    same = results.cell([results.Outcome(None, r) for r in recs])
+    assert same.mixed_precision == "" and "seeds in" not in same.text()
+
+
 def _plan(profile: str, statuses: list, datasets: list[str]) -> plan.ReportPlan:
     """A plan with given statuses, not probed: the tables must not depend on which datasets this machine holds."""
     return plan.ReportPlan(profile, datasets, [0], statuses, None, "", {})

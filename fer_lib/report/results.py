@@ -150,6 +150,7 @@ class Cell:
     planned: int = 0  # seeds asked for (0: as many as values)
     flags: dict[int, str] = field(default_factory=dict)  # seed -> "predicts only ..." (degenerate runs only)
     reference: Reference | None = None
+    precisions: dict[int, str] = field(default_factory=dict)  # seed -> the precision it trained in (env.json)
 
     @property
     def summary(self) -> evidence.Summary | None:
@@ -195,13 +196,27 @@ class Cell:
             return next(iter(self.flags.values()))
         return "; ".join(f"seed {seed} {text}" for seed, text in sorted(self.flags.items()))
 
+    @property
+    def mixed_precision(self) -> str:
+        """"seeds in bf16: 0; fp32: 1, 2" where the seeds trained in different precisions (``precision=auto``
+        resolves per machine), so the mean mixes them; "" otherwise."""
+        by: dict[str, list[int]] = {}
+        for seed, precision in sorted(self.precisions.items()):
+            by.setdefault(precision, []).append(seed)
+        if len(by) < 2:
+            return ""
+        return "seeds in " + "; ".join(f"{p}: {', '.join(map(str, seeds))}" for p, seeds in sorted(by.items()))
+
+    def _notes(self) -> str:
+        return "".join(f" — {n}" for n in (self.flag, self.mixed_precision) if n) + (" [synthetic]" if self.synthetic and self.values else "")
+
     def status(self) -> str:
         """"" with a number; else "not trained yet" (a --no-train build) or "not run" (a short label for a figure)."""
         return "" if self.values else ("not trained yet" if self.why.startswith("not trained yet") else "not run")
 
     def number(self) -> str:
         """:meth:`spread` with the flag beside it: the cell of a "mean ± std" column."""
-        return self.spread() + (f" — {self.flag}" if self.flag else "") + (" [synthetic]" if self.synthetic and self.values else "")
+        return self.spread() + self._notes()
 
     def text(self) -> str:
         """Everything in one cell: mean ± std, interval and seeds, the flag; or why there is no number."""
@@ -210,7 +225,7 @@ class Cell:
         said = f"95 % interval {self.interval()}, {self.n_seeds()} seeds" if self.summary.ci_low is not None else self.interval()
         if self.planned > len(self.values) and self.summary.ci_low is None:
             said += f"; {self.n_seeds()} planned seeds"
-        return f"{self.spread()} ({said})" + (f" — {self.flag}" if self.flag else "") + (" [synthetic]" if self.synthetic else "")
+        return f"{self.spread()} ({said})" + self._notes()
 
 
 def cell(outcomes: Sequence[Outcome], selection: str | None = None) -> Cell:
@@ -230,6 +245,8 @@ def cell(outcomes: Sequence[Outcome], selection: str | None = None) -> Cell:
         c.reference = c.reference or split_reference(o.record, sel)
         if flag := one_class_flag(o.record, sel):
             c.flags[int(o.record.config.seed)] = flag
+        if precision := (o.record.env or {}).get("precision"):
+            c.precisions[int(o.record.config.seed)] = str(precision)
     if c.values and len(c.values) < len(outcomes):
         c.why = f"{len(outcomes) - len(c.values)} of {len(outcomes)} seeds missing"
     return c
