@@ -3,15 +3,16 @@
     .venv/bin/python scripts/cpu_study.py --list              # the queue, with each run's state
     nohup .venv/bin/python scripts/cpu_study.py --threads 1 > study-0.log 2>&1 &   # a worker
     nohup .venv/bin/python scripts/cpu_study.py --threads 1 > study-1.log 2>&1 &   # a second one
-    .venv/bin/python scripts/cpu_study.py --threads 1 --hours 2.5   # only start runs that can finish within 2.5 h
+    .venv/bin/python scripts/cpu_study.py --threads 2 --hours 2.5   # one worker (AVX2-only CPUs); only runs that finish within 2.5 h
 
 The queue is the cpu report's own plan (``fer_lib.report.plan.planned_configs``), ordered so that the first
 records answer the most: seed 0 of DAF-MHSCA and of its ResNet18 control on each dataset, then their
 seeds 1-2 and Table 4 on FER2013, then the rest. A worker takes the first run that is neither finished
 nor being trained by another worker (each run has a lock), so several workers share one queue; a
 killed worker's run resumes at its last epoch (on the machine that holds its ignored checkpoints; elsewhere it
-starts again, and says so). On 2 cores two 1-thread workers train about 1.5x as
-many images per second as one 2-thread worker (docs/engine.md). Records land in results/runs/<id>/,
+starts again, and says so). On 2 Xeon cores with AMX two 1-thread workers train about
+1.5x as many images per second as one 2-thread worker; on 2 AVX2-only EPYC cores no more than it, so run one
+2-thread worker there (docs/engine.md). Records land in results/runs/<id>/,
 with ``predictions.json`` (the test faces each run got right, for the report's paired intervals) written
 from the run's checkpoints when it finishes; ``--predictions`` writes it for finished runs that lack it.
 """
