@@ -205,14 +205,19 @@ class RunRecord:
         return f"{self.config.dataset}{synth}, {self.config.model}, recipe {self.config.recipe}, profile {self.config.profile}, seed {self.config.seed}: {notes}"
 
 
+def history_lines(run_dir: Path) -> list[str]:
+    """The epoch lines of ``run_dir/history.jsonl`` (none without the file)."""
+    history_file = Path(run_dir) / "history.jsonl"
+    return [line for line in history_file.read_text().splitlines() if line.strip()] if history_file.is_file() else []
+
+
 def load_record(run_dir: Path) -> RunRecord | None:
     """The finished record in ``run_dir``, or None if it is missing or unfinished."""
     run_dir = Path(run_dir)
     if not (run_dir / "metrics.json").exists():
         return None
     meta = read_json(run_dir / "config.json")
-    history_file = run_dir / "history.jsonl"
-    history = [json.loads(line) for line in history_file.read_text().splitlines() if line.strip()] if history_file.exists() else []
+    history = [json.loads(line) for line in history_lines(run_dir)]
     env_file = run_dir / "env.json"
     return RunRecord(
         id=meta["id"],

@@ -22,6 +22,7 @@ from fer_lib.engine.records import (
     RESULTS_ENV,
     RunRecord,
     atomic_write_json,
+    history_lines,
     load_checkpoint,
     load_record,
     read_json,
@@ -104,11 +105,10 @@ def get_run(
             raise RuntimeError(f"{run_dir} holds a different config than {cfg}: hash collision or edited record")
         check_data(record)
         return record
-    history = run_dir / "history.jsonl"  # with last.pt there, training resumes and finishes the record itself
-    if (not (run_dir / CHECKPOINTS / "last.pt").exists() and history.is_file()
-            and sum(1 for line in history.read_text().splitlines() if line.strip()) >= cfg.plan.epochs):
+    # with last.pt there, training resumes and finishes the record itself
+    if not (run_dir / CHECKPOINTS / "last.pt").exists() and len(history_lines(run_dir)) >= cfg.plan.epochs:
         raise ConfigError(
-            f"{run_dir / 'metrics.json'} is missing, but {history} holds all {cfg.plan.epochs} epochs: the run finished. "
+            f"{run_dir / 'metrics.json'} is missing, but {run_dir / 'history.jsonl'} holds all {cfg.plan.epochs} epochs: the run finished. "
             f"Restore metrics.json (e.g. `git checkout -- {run_dir / 'metrics.json'}`, or from a backup); "
             "it is not retrained over its history (move the folder away to train it again)"
         )

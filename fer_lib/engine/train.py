@@ -34,6 +34,7 @@ from fer_lib.engine.records import (
     atomic_write_json,
     atomic_write_text,
     environment,
+    history_lines,
     json_safe,
     read_json,
 )
@@ -246,11 +247,9 @@ def train_run(
     if last.exists():
         history, start = _resume(cfg, last, ctx.device, model, criterion, optimizer)
         say(f"[{cfg.id}] resuming after epoch {start}")
-    elif ctx.is_main and (run_dir / "history.jsonl").is_file():
-        lost = sum(1 for line in (run_dir / "history.jsonl").read_text().splitlines() if line.strip())
-        if lost:
-            say(f"[{cfg.id}] history.jsonl holds {lost} epoch(s) but {last} is missing (checkpoints are not committed): "
-                "training from epoch 0; env.json records the restart")
+    elif ctx.is_main and (lost := len(history_lines(run_dir))):
+        say(f"[{cfg.id}] history.jsonl holds {lost} epoch(s) but {last} is missing (checkpoints are not committed): "
+            "training from epoch 0; env.json records the restart")
     if ctx.is_main:
         env = {**environment(ctx, plan), "resumed_after_epochs": env.get("resumed_after_epochs", []) + ([start] if start else []),
                "restarted_losing_epochs": env.get("restarted_losing_epochs", []) + ([lost] if lost else [])}
