@@ -81,9 +81,8 @@ SCOPES: dict[str, Scope] = {
                   **{f"{group}_overrides": DEMO_SMALL for group in ("ablation", "sweep", "baseline")},
                   reading={"head_gate": "channel_sum"}, reading_why=CHANNEL_SUM_WHY),
     # 2 cores, every run at the profile's full budget: Table 3, the control and Table 4 with 3 seeds;
-    # the sweeps and readings with one (scripts/cpu_study.py trains them in that order).
-    # Its DAF-MHSCA reads each head's map as one map per head: read elementwise, as Eq. 9 prints it, the
-    # model stalls near 30 % on FER2013 at this budget (docs/engine.md); the elementwise row is a reading.
+    # the sweeps and readings with one (scripts/cpu_study.py trains them in that order). Its DAF-MHSCA reads
+    # the head map channel-sum (CHANNEL_SUM_WHY); the elementwise row is a reading.
     "cpu": Scope(seeds=(0, 1, 2), heads=tuple(paper.TABLE5), thetas=(0.1, 0.3, 0.6, 1.0), readings=True, sweep_seeds=(0,),
                  reading={"head_gate": "channel_sum"}, reading_why=CHANNEL_SUM_WHY + "; the elementwise reading is a row "
                                                                                       "of the readings table"),
