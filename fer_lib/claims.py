@@ -89,7 +89,8 @@ def _compare(a: Sequence[Any] | None, b: Sequence[Any] | None, direction: int, s
     ca, cb, seeds = paired
     diff = evidence.paired_difference(ca, cb)
     text = (f"{names[0]} {100 * ca.mean():.2f} % vs {names[1]} {100 * cb.mean():.2f} % on the same {diff.n_faces} test faces, "
-            f"seeds {', '.join(map(str, seeds))}: {diff.points:+.2f} points [{diff.ci_low:+.2f}, {diff.ci_high:+.2f}]")
+            f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}: {diff.points:+.2f} points "
+            f"[{diff.ci_low:+.2f}, {diff.ci_high:+.2f}]")
     return text, evidence.verdict(diff, direction, smoke=smoke)
 
 

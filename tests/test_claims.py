@@ -69,3 +69,27 @@ def test_reversed_difference_is_contradicted_and_noise_inconclusive(tmp_path) ->
 def test_smoke_builds_judge_nothing(tmp_path) -> None:
     rows = claims.ledger(groups(tmp_path, 0.9, 0.1), ["fer2013"], smoke=True, budget="b", figure_dataset="fer2013")
     assert {r.verdict for r in rows} == {evidence.SMOKE}
+
+
+def test_one_seed_is_inconclusive_and_says_seed(tmp_path) -> None:
+    full = groups(tmp_path, 0.80, 0.50)
+    one = {name: {key: records[:1] for key, records in group.items()} for name, group in full.items()}
+    found = row(claims.ledger(one, ["fer2013"], smoke=False, budget="b", figure_dataset=None), "w/o DAF")
+    assert found.verdict == evidence.INCONCLUSIVE and "seed 0:" in found.ours and "seeds" not in found.ours
+    assert "seeds 0, 1, 2:" in row(claims.ledger(full, ["fer2013"], smoke=False, budget="b", figure_dataset=None), "w/o DAF").ours
+
+
+def test_ledger_script_prints_the_smoke_ledger(capsys) -> None:
+    import runpy
+    import sys
+
+    from fer_lib import PROJECT_ROOT
+
+    argv, sys.argv = sys.argv, ["ledger.py", "--profile", "smoke"]
+    try:
+        runpy.run_path(str(PROJECT_ROOT / "scripts" / "ledger.py"), run_name="__main__")
+    finally:
+        sys.argv = argv
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("| claim |") and len(lines) > 10
+    assert all(f"| {evidence.SMOKE} |" in line for line in lines[2:])  # nothing judged on synthetic faces
