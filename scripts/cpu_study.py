@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -37,7 +38,7 @@ from fer_lib.engine.bench import timed_step  # noqa: E402
 from fer_lib.engine.train import build_all  # noqa: E402
 from fer_lib.engine.optimization import make_optimizer  # noqa: E402
 from fer_lib.engine.predictions import PREDICTIONS, write_predictions  # noqa: E402
-from fer_lib.engine.records import CHECKPOINTS, load_record  # noqa: E402
+from fer_lib.engine.records import CHECKPOINTS, cpu_name, load_record  # noqa: E402
 from fer_lib.report.plan import planned_configs, without_reading  # noqa: E402
 
 DATASETS = ("fer2013", "ferplus")
@@ -104,6 +105,25 @@ def step_speed(cfg, data, steps: int = 2) -> float:
     return plan.batch_size / min(times[1:])
 
 
+def recorded_speed(cfg, precision: str, threads: int) -> float | None:
+    """Median training images/s over the epochs of finished records like ``cfg`` (same model, model options,
+    image size and batch) trained before on this CPU (same name, precision and torch threads); None if none.
+    A run's own history measures what a timed step leaves out (data, augmentation, logging)."""
+    here = (cpu_name(), precision, threads)
+    speeds = []
+    for run_dir in sorted(runs_dir().glob("*/")):
+        record = load_record(run_dir)
+        if record is None or record.env.get("device") != "cpu":
+            continue
+        if (record.env.get("cpu"), record.env.get("precision"), record.env.get("torch_threads")) != here:
+            continue
+        if (record.config.model, record.config.model_options) != (cfg.model, cfg.model_options) or any(
+                record.plan.get(key) != getattr(cfg.plan, key) for key in ("image_size", "batch_size")):
+            continue
+        speeds += [epoch["images_per_s"] for epoch in record.history if epoch.get("images_per_s")]
+    return float(statistics.median(speeds)) if speeds else None
+
+
 def estimated_seconds(epochs: int, n_train: int, images_per_s: float) -> float:
     """Wall time of a run: its epochs of training images at ``images_per_s``, plus evaluation."""
     return epochs * n_train / images_per_s * (1 + EVAL_SHARE)
@@ -148,12 +168,17 @@ def main() -> int:
             continue
         if deadline is not None:
             data = load_dataset(cfg.plan.dataset, **cfg.plan.data_options)
-            speed = step_speed(cfg, data)
+            precision = resolve_precision(cfg.plan.precision, torch.device("cpu"))[0]
+            speed, source = recorded_speed(cfg, precision, torch.get_num_threads()), "as such runs trained here before"
+            if speed is None:
+                speed, source = step_speed(cfg, data), "a timed step"
             need = estimated_seconds(cfg.plan.epochs, cfg.plan.train_subset or len(data.indices("train")), speed)
+            estimate = f"needs about {need / 3600:.1f} h at {speed:.1f} img/s ({source})"
             if time.time() + need > deadline:
-                print(f"[study] {cfg.id}: needs about {need / 3600:.1f} h at {speed:.1f} img/s here, more than the "
-                      f"{max(0.0, deadline - time.time()) / 3600:.1f} h left (--hours); stopping before it starts", flush=True)
+                print(f"[study] {cfg.id}: {estimate}, more than the {max(0.0, deadline - time.time()) / 3600:.1f} h "
+                      "left (--hours); stopping before it starts", flush=True)
                 break
+            print(f"[study] {cfg.id}: {estimate}", flush=True)
         t0 = time.time()
         print(f"[study] {cfg.id} ({cfg.model} {cfg.model_options} {cfg.loss_options} seed {cfg.seed})", flush=True)
         run = get_run(cfg, progress=False)

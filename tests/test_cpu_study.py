@@ -35,6 +35,7 @@ def test_hours_stops_before_a_run_that_cannot_finish(script, monkeypatch, capsys
     monkeypatch.setattr(study, "load_record", lambda path: None)
     monkeypatch.setattr(study, "claim", lambda cfg: True)
     monkeypatch.setattr(study, "load_dataset", lambda name, **options: tiny())
+    monkeypatch.setattr(study, "recorded_speed", lambda cfg, precision, threads: None)
     monkeypatch.setattr(study, "step_speed", lambda cfg, data: speed)
     monkeypatch.setattr(study, "predict", lambda run: None)
     fake = SimpleNamespace(metrics={"best_val": {"test": {"accuracy": 0.5}}})
@@ -43,3 +44,23 @@ def test_hours_stops_before_a_run_that_cannot_finish(script, monkeypatch, capsys
     assert study.main() == 0
     assert started == ([SMOKE.id] if trains else [])
     assert ("stopping before it starts" in capsys.readouterr().out) is not trains
+
+
+def test_recorded_speed_is_the_median_of_like_runs_on_this_cpu(script, monkeypatch, tmp_path) -> None:
+    study = script("cpu_study")
+    here = {"device": "cpu", "cpu": study.cpu_name(), "precision": "fp32", "torch_threads": 2}
+    plan = {"image_size": SMOKE.plan.image_size, "batch_size": SMOKE.plan.batch_size}
+
+    def record(env: dict, speeds: list[float], model: str = SMOKE.model, **plan_changes):
+        return SimpleNamespace(env=env, config=SimpleNamespace(model=model, model_options=SMOKE.model_options),
+                               plan={**plan, **plan_changes}, history=[{"images_per_s": v} for v in speeds])
+
+    records = {"a": record(here, [10.0, 30.0, 31.0]), "b": record(here, [32.0]),  # like runs here: median 30.5
+               "c": record({**here, "torch_threads": 1}, [5.0]), "d": record({**here, "precision": "bf16"}, [99.0]),
+               "e": record(here, [1.0], model="dan"), "f": record(here, [1.0], image_size=224)}
+    for name in records:
+        (tmp_path / name).mkdir()
+    monkeypatch.setattr(study, "runs_dir", lambda: tmp_path)
+    monkeypatch.setattr(study, "load_record", lambda path: records[path.name])
+    assert study.recorded_speed(SMOKE, "fp32", 2) == pytest.approx(30.5)
+    assert study.recorded_speed(SMOKE, "fp32", 4) is None  # never trained with 4 threads here: time a step instead
