@@ -145,7 +145,8 @@ def main() -> int:
     parser.add_argument("--max-runs", type=int, default=None, help="stop after training this many runs")
     parser.add_argument("--predictions", action="store_true", help="write predictions.json of finished runs lacking it; train nothing")
     parser.add_argument("--hours", type=float, default=None,
-                        help="start a run only if, timed here, it can finish within this many hours of the worker's start")
+                        help="start a run only if its estimate (the speed its like runs trained at here, else a timed step) "
+                             "ends within this many hours of the worker's start")
     args = parser.parse_args()
     runs = queue()
     if args.list:

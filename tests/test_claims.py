@@ -79,17 +79,9 @@ def test_one_seed_is_inconclusive_and_says_seed(tmp_path) -> None:
     assert "seeds 0, 1, 2:" in row(claims.ledger(full, ["fer2013"], smoke=False, budget="b", figure_dataset=None), "w/o DAF").ours
 
 
-def test_ledger_script_prints_the_smoke_ledger(capsys) -> None:
-    import runpy
-    import sys
-
-    from fer_lib import PROJECT_ROOT
-
-    argv, sys.argv = sys.argv, ["ledger.py", "--profile", "smoke"]
-    try:
-        runpy.run_path(str(PROJECT_ROOT / "scripts" / "ledger.py"), run_name="__main__")
-    finally:
-        sys.argv = argv
+def test_ledger_script_prints_the_smoke_ledger(script, monkeypatch, capsys) -> None:
+    monkeypatch.setattr("sys.argv", ["ledger.py", "--profile", "smoke"])
+    script("ledger").main()
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("| claim |") and len(lines) > 10
     assert all(f"| {evidence.SMOKE} |" in line for line in lines[2:])  # nothing judged on synthetic faces
