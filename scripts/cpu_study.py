@@ -1,6 +1,6 @@
 """The cpu study: every run the cpu report needs, trained most-informative first, resumable.
 
-    .venv/bin/python scripts/cpu_study.py --list              # the queue, with each run's state
+    .venv/bin/python scripts/cpu_study.py --list --threads 2  # the queue: each run's state, its estimate here
     nohup .venv/bin/python scripts/cpu_study.py --threads 1 > study-0.log 2>&1 &   # a worker
     nohup .venv/bin/python scripts/cpu_study.py --threads 1 > study-1.log 2>&1 &   # a second one
     .venv/bin/python scripts/cpu_study.py --threads 2 --hours 2.5   # one worker (AVX2-only CPUs); only runs that finish within 2.5 h
@@ -20,6 +20,7 @@ from the run's checkpoints when it finishes; ``--predictions`` writes it for fin
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fcntl
 import statistics
 import sys
@@ -39,7 +40,7 @@ from fer_lib.engine.train import build_all  # noqa: E402
 from fer_lib.engine.optimization import make_optimizer  # noqa: E402
 from fer_lib.engine.predictions import PREDICTIONS, write_predictions  # noqa: E402
 from fer_lib.engine.records import CHECKPOINTS, cpu_name, load_record  # noqa: E402
-from fer_lib.report.plan import planned_configs, without_reading  # noqa: E402
+from fer_lib.report.plan import SCOPES, planned_configs, without_reading  # noqa: E402
 
 DATASETS = ("fer2013", "ferplus")
 
@@ -129,6 +130,41 @@ def estimated_seconds(epochs: int, n_train: int, images_per_s: float) -> float:
     return epochs * n_train / images_per_s * (1 + EVAL_SHARE)
 
 
+def listed_hours(cfg, precision: str, threads: int, n_train: int) -> tuple[str, float | None]:
+    """A run's estimate for ``--list``, from records only (no timed step): ``"~1.9 h"`` where like runs trained
+    here; ``"<= 1.9 h"`` for an ablation or the control, bounded by the full model's records (a removed module only
+    removes work); ``"?"`` where no record bounds it. Also the hours themselves (None for "?")."""
+    speed, mark = recorded_speed(cfg, precision, threads), "~"
+    opts = without_reading(cfg.profile, cfg.model_options)
+    if speed is None and cfg.model == "daf_mhsca" and opts in list(paper.ABLATION_OPTIONS.values()):
+        kept = {k: v for k, v in cfg.model_options.items() if k not in opts}
+        full = dataclasses.replace(cfg, model_options={**kept, **SCOPES[cfg.profile].reading})
+        speed, mark = recorded_speed(full, precision, threads), "<="
+    if speed is None:
+        return "?", None
+    hours = estimated_seconds(cfg.plan.epochs, cfg.plan.train_subset or n_train, speed) / 3600
+    return f"{mark}{hours:.1f} h", hours
+
+
+def list_queue(runs: list, threads: int) -> None:
+    """Print the queue with each run's state and, for runs left, its estimate on this CPU; then the total left."""
+    n_train: dict[str, int] = {}
+    left, hours, unknown = 0, 0.0, 0
+    for i, cfg in enumerate(runs):
+        state = "done" if load_record(runs_dir() / cfg.id) else "in progress" if not claim(cfg) else "todo"
+        estimate = ""
+        if state != "done":
+            if cfg.dataset not in n_train:
+                n_train[cfg.dataset] = len(load_dataset(cfg.plan.dataset, **cfg.plan.data_options).indices("train"))
+            precision = resolve_precision(cfg.plan.precision, torch.device("cpu"))[0]
+            estimate, h = listed_hours(cfg, precision, threads, n_train[cfg.dataset])
+            left, hours, unknown = left + 1, hours + (h or 0.0), unknown + (h is None)
+        print(f"{i:3d} tier {priority(cfg)[0]}  {state:11s} {estimate:>8s}  {cfg.id}  {cfg.model} {cfg.model_options or ''}"
+              f"{cfg.loss_options or ''} seed {cfg.seed}")
+    print(f"[study] {left} runs left: about {hours:.0f} h for the {left - unknown} with an estimate (records on this CPU "
+          f"at {threads} torch threads, one worker; ablations bounded by the full model), {unknown} without one")
+
+
 def predict(record) -> None:
     """Write the run's predictions.json; a run whose checkpoints are gone or disagree is reported, not fatal."""
     try:
@@ -140,7 +176,8 @@ def predict(record) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--list", action="store_true", help="print the queue and each run's state; train nothing")
+    parser.add_argument("--list", action="store_true",
+                        help="print the queue, each run's state and its estimate here from the records (with --threads); train nothing")
     parser.add_argument("--threads", type=int, default=None, help="torch threads of this worker (default: all cores)")
     parser.add_argument("--max-runs", type=int, default=None, help="stop after training this many runs")
     parser.add_argument("--predictions", action="store_true", help="write predictions.json of finished runs lacking it; train nothing")
@@ -149,14 +186,11 @@ def main() -> int:
                              "ends within this many hours of the worker's start")
     args = parser.parse_args()
     runs = queue()
-    if args.list:
-        for i, cfg in enumerate(runs):
-            state = "done" if load_record(runs_dir() / cfg.id) else "in progress" if not claim(cfg) else "todo"
-            print(f"{i:3d} tier {priority(cfg)[0]}  {state:11s} {cfg.id}  {cfg.model} {cfg.model_options or ''}"
-                  f"{cfg.loss_options or ''} seed {cfg.seed}")
-        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.list:
+        list_queue(runs, torch.get_num_threads())
+        return 0
     if args.predictions:
         for cfg in runs:
             record = load_record(runs_dir() / cfg.id)

@@ -64,3 +64,17 @@ def test_recorded_speed_is_the_median_of_like_runs_on_this_cpu(script, monkeypat
     monkeypatch.setattr(study, "load_record", lambda path: records[path.name])
     assert study.recorded_speed(SMOKE, "fp32", 2) == pytest.approx(30.5)
     assert study.recorded_speed(SMOKE, "fp32", 4) is None  # never trained with 4 threads here: time a step instead
+
+
+def test_list_estimates_from_records_and_bounds_ablations_by_the_full_model(script, monkeypatch) -> None:
+    study = script("cpu_study")
+    full = study.queue()[0]  # the headline: DAF-MHSCA with the cpu scope's reading, FER2013 seed 0
+    known = {repr(full.model_options): 10.0}
+    monkeypatch.setattr(study, "recorded_speed", lambda cfg, precision, threads: known.get(repr(cfg.model_options)))
+    hours = 8 * 1000 * (1 + study.EVAL_SHARE) / 10.0 / 3600
+    assert study.listed_hours(full, "fp32", 2, 1000) == (f"~{hours:.1f} h", pytest.approx(hours))
+    by_kind = {(cfg.model, tuple(sorted(study.without_reading("cpu", cfg.model_options)))): cfg for cfg in study.queue()}
+    for options in filter(None, study.paper.ABLATION_OPTIONS.values()):  # Table 4's rows and the control: at most the full model's
+        ablation = by_kind[("daf_mhsca", tuple(sorted(options)))]
+        assert study.listed_hours(ablation, "fp32", 2, 1000)[0] == f"<={hours:.1f} h"
+    assert study.listed_hours(by_kind[("dan", ())], "fp32", 2, 1000) == ("?", None)
