@@ -6,8 +6,9 @@
     .venv/bin/python scripts/cpu_study.py --threads 2 --hours 2.5   # one worker (AVX2-only CPUs); only runs that finish within 2.5 h
 
 The queue is the cpu report's own plan (``fer_lib.report.plan.planned_configs``), ordered so that the first
-records answer the most: seed 0 of DAF-MHSCA and of its ResNet18 control on each dataset, then their
-seeds 1-2 and Table 4 on FER2013, then the rest. A worker takes the first run that is neither finished
+records answer the most: seed 0 of DAF-MHSCA and of its ResNet18 control on each dataset, their seeds 1-2
+on FER2013, their seed 1 on FERPlus, then Table 4 on FER2013 row by row (seeds 0-1 of a row before the
+next row: a verdict needs two paired seeds), then the rest. A worker takes the first run that is neither finished
 nor being trained by another worker (each run has a lock), so several workers share one queue; a
 killed worker's run resumes at its last epoch (on the machine that holds its ignored checkpoints; elsewhere it
 starts again, and says so). On 2 Xeon cores with AMX two 1-thread workers train about
@@ -46,27 +47,34 @@ DATASETS = ("fer2013", "ferplus")
 
 
 def priority(cfg) -> tuple:
-    """Sort key: lower trains first."""
+    """Sort key: lower trains first. A verdict needs two paired seeds, so the order buys verdicts early:
+    FERPlus's seed 1 pair before Table 4, and each Table 4 row's seeds 0-1 before the next row."""
     opts, loss = without_reading(cfg.profile, cfg.model_options), cfg.loss_options
     full = cfg.model == "daf_mhsca" and not opts and not loss
     control = cfg.model == "daf_mhsca" and opts == paper.CONTROL_OPTIONS and not loss
-    ablation = cfg.model == "daf_mhsca" and opts in list(paper.ABLATION_OPTIONS.values()) and not loss
+    rows = [o for o in paper.ABLATION_OPTIONS.values() if o and o != paper.CONTROL_OPTIONS]
+    ablation = cfg.model == "daf_mhsca" and opts in rows and not loss
     ds = DATASETS.index(cfg.dataset) if cfg.dataset in DATASETS else len(DATASETS)
+    row = rows.index(opts) if ablation else 0
     if (full or control) and cfg.seed == 0:
         tier = 0  # the headline and its control, each dataset
     elif (full or control) and cfg.dataset == "fer2013":
         tier = 1  # their seeds 1-2 on FER2013
+    elif (full or control) and cfg.seed == 1:
+        tier = 2  # seed 1 on FERPlus: its first paired verdict
+    elif ablation and cfg.dataset == "fer2013" and cfg.seed <= 1:
+        tier = 3  # Table 4 on FER2013, seeds 0-1, row by row: each row's first verdict
     elif ablation and cfg.dataset == "fer2013":
-        tier = 2 + cfg.seed  # Table 4 on FER2013, one seed at a time
+        tier = 4  # Table 4 on FER2013, seed 2
     elif full or control:
-        tier = 5  # seeds 1-2 on FERPlus
+        tier = 5  # seed 2 on FERPlus
     elif cfg.model != "daf_mhsca" and cfg.seed == 0:
         tier = 6  # DAN and DDAMFN
     elif cfg.seed == 0 and not ablation:
         tier = 7  # Table 5, Figure 8, the readings
     else:
         tier = 8  # Table 4 on FERPlus, other baseline seeds
-    return (tier, cfg.seed, ds, 0 if full else 1 if control else 2)
+    return (tier, row, cfg.seed, ds, 0 if full else 1 if control else 2)
 
 
 def queue() -> list:

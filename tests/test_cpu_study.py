@@ -78,3 +78,16 @@ def test_list_estimates_from_records_and_bounds_ablations_by_the_full_model(scri
         ablation = by_kind[("daf_mhsca", tuple(sorted(options)))]
         assert study.listed_hours(ablation, "fp32", 2, 1000)[0] == f"<={hours:.1f} h"
     assert study.listed_hours(by_kind[("dan", ())], "fp32", 2, 1000) == ("?", None)
+
+
+def test_queue_buys_verdicts_early(script) -> None:
+    """A verdict needs two paired seeds: FERPlus's seed 1 pair trains before Table 4, and each Table 4 row's
+    seeds 0 and 1 train one after the other."""
+    study = script("cpu_study")
+    runs = study.queue()
+    kinds = [(cfg.dataset, tuple(sorted(study.without_reading("cpu", cfg.model_options))), cfg.model, cfg.seed) for cfg in runs]
+    first_ablation = next(i for i, k in enumerate(kinds) if k[0] == "fer2013" and k[1] in {("use_afc",), ("use_daf",)})
+    assert {k[3] for k in kinds[:first_ablation] if k[0] == "ferplus"} == {0, 1}
+    for options in ({"use_afc": False}, {"use_daf": False}, {"use_ca": False}, {"use_mhsca": False}):
+        at = [i for i, k in enumerate(kinds) if k[:2] == ("fer2013", tuple(options)) and k[3] in (0, 1)]
+        assert len(at) == 2 and at[1] == at[0] + 1, options
