@@ -68,6 +68,8 @@ ABLATION_OPTIONS: dict[str, dict[str, bool]] = {
     CONTROL: CONTROL_OPTIONS,
     OURS: {},
 }
+# Table 4's rows that remove one component: neither the full model nor our control.
+REMOVALS: dict[str, dict[str, bool]] = {k: v for k, v in ABLATION_OPTIONS.items() if k not in (OURS, CONTROL)}
 
 # Table 5 (Sec. 3.7): accuracy (%) per number of heads N_h; FER2013 is not in this table.
 TABLE5_SOURCE = "Table 5 (Sec. 3.7, Sensitivity Analysis)"

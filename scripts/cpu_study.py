@@ -46,16 +46,26 @@ from fer_lib.report.plan import SCOPES, planned_configs, without_reading  # noqa
 DATASETS = ("fer2013", "ferplus")
 
 
+def role(cfg) -> tuple[str, int]:
+    """What ``cfg`` is in the study: "full" (DAF-MHSCA), "control" (ResNet18), "removal" (a Table 4 row that
+    removes one component) or "other"; and the removal's row index (0 otherwise)."""
+    opts = without_reading(cfg.profile, cfg.model_options)
+    if cfg.model != "daf_mhsca" or cfg.loss_options:
+        return "other", 0
+    if not opts:
+        return "full", 0
+    if opts == paper.CONTROL_OPTIONS:
+        return "control", 0
+    removals = list(paper.REMOVALS.values())
+    return ("removal", removals.index(opts)) if opts in removals else ("other", 0)
+
+
 def priority(cfg) -> tuple:
     """Sort key: lower trains first. A verdict needs two paired seeds, so the order buys verdicts early:
     FERPlus's seed 1 pair before Table 4, and each Table 4 row's seeds 0-1 before the next row."""
-    opts, loss = without_reading(cfg.profile, cfg.model_options), cfg.loss_options
-    full = cfg.model == "daf_mhsca" and not opts and not loss
-    control = cfg.model == "daf_mhsca" and opts == paper.CONTROL_OPTIONS and not loss
-    rows = [o for o in paper.ABLATION_OPTIONS.values() if o and o != paper.CONTROL_OPTIONS]
-    ablation = cfg.model == "daf_mhsca" and opts in rows and not loss
+    kind, row = role(cfg)
+    full, control, ablation = kind == "full", kind == "control", kind == "removal"
     ds = DATASETS.index(cfg.dataset) if cfg.dataset in DATASETS else len(DATASETS)
-    row = rows.index(opts) if ablation else 0
     if (full or control) and cfg.seed == 0:
         tier = 0  # the headline and its control, each dataset
     elif (full or control) and cfg.dataset == "fer2013":
@@ -114,22 +124,22 @@ def step_speed(cfg, data, steps: int = 2) -> float:
     return plan.batch_size / min(times[1:])
 
 
-def recorded_speed(cfg, precision: str, threads: int) -> float | None:
-    """Median training images/s over the epochs of finished records like ``cfg`` (same model, model options,
-    image size and batch) trained before on this CPU (same name, precision and torch threads); None if none.
-    A run's own history measures what a timed step leaves out (data, augmentation, logging)."""
+def trained_here(precision: str, threads: int) -> list:
+    """The finished cpu records trained on this CPU (same name) at ``precision`` and ``threads`` torch threads."""
     here = (cpu_name(), precision, threads)
-    speeds = []
-    for run_dir in sorted(runs_dir().glob("*/")):
-        record = load_record(run_dir)
-        if record is None or record.env.get("device") != "cpu":
-            continue
-        if (record.env.get("cpu"), record.env.get("precision"), record.env.get("torch_threads")) != here:
-            continue
-        if (record.config.model, record.config.model_options) != (cfg.model, cfg.model_options) or any(
-                record.plan.get(key) != getattr(cfg.plan, key) for key in ("image_size", "batch_size")):
-            continue
-        speeds += [epoch["images_per_s"] for epoch in record.history if epoch.get("images_per_s")]
+    records = (load_record(run_dir) for run_dir in sorted(runs_dir().glob("*/")))
+    return [r for r in records if r is not None and r.env.get("device") == "cpu"
+            and (r.env.get("cpu"), r.env.get("precision"), r.env.get("torch_threads")) == here]
+
+
+def recorded_speed(cfg, records: list) -> float | None:
+    """Median training images/s over the epochs of the ``records`` like ``cfg`` (same model, model options,
+    image size and batch); None if none. A run's own history measures what a timed step leaves out (data,
+    augmentation, logging)."""
+    speeds = [epoch["images_per_s"] for r in records
+              if (r.config.model, r.config.model_options) == (cfg.model, cfg.model_options)
+              and all(r.plan.get(key) == getattr(cfg.plan, key) for key in ("image_size", "batch_size"))
+              for epoch in r.history if epoch.get("images_per_s")]
     return float(statistics.median(speeds)) if speeds else None
 
 
@@ -138,16 +148,16 @@ def estimated_seconds(epochs: int, n_train: int, images_per_s: float) -> float:
     return epochs * n_train / images_per_s * (1 + EVAL_SHARE)
 
 
-def listed_hours(cfg, precision: str, threads: int, n_train: int) -> tuple[str, float | None]:
+def listed_hours(cfg, records: list, n_train: int) -> tuple[str, float | None]:
     """A run's estimate for ``--list``, from records only (no timed step): ``"~1.9 h"`` where like runs trained
     here; ``"<= 1.9 h"`` for an ablation or the control, bounded by the full model's records (a removed module only
     removes work); ``"?"`` where no record bounds it. Also the hours themselves (None for "?")."""
-    speed, mark = recorded_speed(cfg, precision, threads), "~"
-    opts = without_reading(cfg.profile, cfg.model_options)
-    if speed is None and cfg.model == "daf_mhsca" and opts in list(paper.ABLATION_OPTIONS.values()):
+    speed, mark = recorded_speed(cfg, records), "~"
+    if speed is None and role(cfg)[0] in ("removal", "control"):
+        opts = without_reading(cfg.profile, cfg.model_options)
         kept = {k: v for k, v in cfg.model_options.items() if k not in opts}
         full = dataclasses.replace(cfg, model_options={**kept, **SCOPES[cfg.profile].reading})
-        speed, mark = recorded_speed(full, precision, threads), "<="
+        speed, mark = recorded_speed(full, records), "<="
     if speed is None:
         return "?", None
     hours = estimated_seconds(cfg.plan.epochs, cfg.plan.train_subset or n_train, speed) / 3600
@@ -158,6 +168,7 @@ def list_queue(runs: list, threads: int) -> None:
     """Print the queue with each run's state and, for runs left, its estimate on this CPU; then the total left."""
     n_train: dict[str, int] = {}
     left, hours, unknown = 0, 0.0, 0
+    records = {}
     for i, cfg in enumerate(runs):
         state = "done" if load_record(runs_dir() / cfg.id) else "in progress" if not claim(cfg) else "todo"
         estimate = ""
@@ -165,7 +176,9 @@ def list_queue(runs: list, threads: int) -> None:
             if cfg.dataset not in n_train:
                 n_train[cfg.dataset] = len(load_dataset(cfg.plan.dataset, **cfg.plan.data_options).indices("train"))
             precision = resolve_precision(cfg.plan.precision, torch.device("cpu"))[0]
-            estimate, h = listed_hours(cfg, precision, threads, n_train[cfg.dataset])
+            if precision not in records:
+                records[precision] = trained_here(precision, threads)
+            estimate, h = listed_hours(cfg, records[precision], n_train[cfg.dataset])
             left, hours, unknown = left + 1, hours + (h or 0.0), unknown + (h is None)
         print(f"{i:3d} tier {priority(cfg)[0]}  {state:11s} {estimate:>8s}  {cfg.id}  {cfg.model} {cfg.model_options or ''}"
               f"{cfg.loss_options or ''} seed {cfg.seed}")
@@ -212,7 +225,8 @@ def main() -> int:
         if deadline is not None:
             data = load_dataset(cfg.plan.dataset, **cfg.plan.data_options)
             precision = resolve_precision(cfg.plan.precision, torch.device("cpu"))[0]
-            speed, source = recorded_speed(cfg, precision, torch.get_num_threads()), "as such runs trained here before"
+            speed = recorded_speed(cfg, trained_here(precision, torch.get_num_threads()))
+            source = "as such runs trained here before"
             if speed is None:
                 speed, source = step_speed(cfg, data), "a timed step"
             need = estimated_seconds(cfg.plan.epochs, cfg.plan.train_subset or len(data.indices("train")), speed)

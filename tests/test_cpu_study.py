@@ -35,7 +35,7 @@ def test_hours_stops_before_a_run_that_cannot_finish(script, monkeypatch, capsys
     monkeypatch.setattr(study, "load_record", lambda path: None)
     monkeypatch.setattr(study, "claim", lambda cfg: True)
     monkeypatch.setattr(study, "load_dataset", lambda name, **options: tiny())
-    monkeypatch.setattr(study, "recorded_speed", lambda cfg, precision, threads: None)
+    monkeypatch.setattr(study, "trained_here", lambda precision, threads: [])
     monkeypatch.setattr(study, "step_speed", lambda cfg, data: speed)
     monkeypatch.setattr(study, "predict", lambda run: None)
     fake = SimpleNamespace(metrics={"best_val": {"test": {"accuracy": 0.5}}})
@@ -46,7 +46,7 @@ def test_hours_stops_before_a_run_that_cannot_finish(script, monkeypatch, capsys
     assert ("stopping before it starts" in capsys.readouterr().out) is not trains
 
 
-def test_recorded_speed_is_the_median_of_like_runs_on_this_cpu(script, monkeypatch, tmp_path) -> None:
+def test_recorded_speed_is_the_median_of_like_runs_trained_on_this_cpu(script, monkeypatch, tmp_path) -> None:
     study = script("cpu_study")
     here = {"device": "cpu", "cpu": study.cpu_name(), "precision": "fp32", "torch_threads": 2}
     plan = {"image_size": SMOKE.plan.image_size, "batch_size": SMOKE.plan.batch_size}
@@ -62,22 +62,24 @@ def test_recorded_speed_is_the_median_of_like_runs_on_this_cpu(script, monkeypat
         (tmp_path / name).mkdir()
     monkeypatch.setattr(study, "runs_dir", lambda: tmp_path)
     monkeypatch.setattr(study, "load_record", lambda path: records[path.name])
-    assert study.recorded_speed(SMOKE, "fp32", 2) == pytest.approx(30.5)
-    assert study.recorded_speed(SMOKE, "fp32", 4) is None  # never trained with 4 threads here: time a step instead
+    here_fp32 = study.trained_here("fp32", 2)
+    assert here_fp32 == [records[name] for name in "abef"]  # other threads and precisions are other speeds
+    assert study.recorded_speed(SMOKE, here_fp32) == pytest.approx(30.5)  # and other models and sizes too
+    assert study.recorded_speed(SMOKE, study.trained_here("fp32", 4)) is None  # never trained so here: time a step
 
 
 def test_list_estimates_from_records_and_bounds_ablations_by_the_full_model(script, monkeypatch) -> None:
     study = script("cpu_study")
     full = study.queue()[0]  # the headline: DAF-MHSCA with the cpu scope's reading, FER2013 seed 0
     known = {repr(full.model_options): 10.0}
-    monkeypatch.setattr(study, "recorded_speed", lambda cfg, precision, threads: known.get(repr(cfg.model_options)))
+    monkeypatch.setattr(study, "recorded_speed", lambda cfg, records: known.get(repr(cfg.model_options)))
     hours = 8 * 1000 * (1 + study.EVAL_SHARE) / 10.0 / 3600
-    assert study.listed_hours(full, "fp32", 2, 1000) == (f"~{hours:.1f} h", pytest.approx(hours))
+    assert study.listed_hours(full, [], 1000) == (f"~{hours:.1f} h", pytest.approx(hours))
     by_kind = {(cfg.model, tuple(sorted(study.without_reading("cpu", cfg.model_options)))): cfg for cfg in study.queue()}
     for options in filter(None, study.paper.ABLATION_OPTIONS.values()):  # Table 4's rows and the control: at most the full model's
         ablation = by_kind[("daf_mhsca", tuple(sorted(options)))]
-        assert study.listed_hours(ablation, "fp32", 2, 1000)[0] == f"<={hours:.1f} h"
-    assert study.listed_hours(by_kind[("dan", ())], "fp32", 2, 1000) == ("?", None)
+        assert study.listed_hours(ablation, [], 1000)[0] == f"<={hours:.1f} h"
+    assert study.listed_hours(by_kind[("dan", ())], [], 1000) == ("?", None)
 
 
 def test_queue_buys_verdicts_early(script) -> None:
@@ -91,3 +93,15 @@ def test_queue_buys_verdicts_early(script) -> None:
     for options in ({"use_afc": False}, {"use_daf": False}, {"use_ca": False}, {"use_mhsca": False}):
         at = [i for i, k in enumerate(kinds) if k[:2] == ("fer2013", tuple(options)) and k[3] in (0, 1)]
         assert len(at) == 2 and at[1] == at[0] + 1, options
+
+
+def test_role_names_the_headline_the_control_and_each_table4_removal(script) -> None:
+    study = script("cpu_study")
+    roles = {}
+    for cfg in study.queue():
+        roles.setdefault(study.role(cfg), set()).add(tuple(sorted(study.without_reading("cpu", cfg.model_options))))
+    assert roles[("full", 0)] == {()}
+    assert roles[("control", 0)] == {tuple(sorted(study.paper.CONTROL_OPTIONS))}
+    for i, options in enumerate(study.paper.REMOVALS.values()):
+        assert roles[("removal", i)] == {tuple(sorted(options))}
+    assert ("other", 0) in roles  # baselines and loss or head-count variants are none of these
