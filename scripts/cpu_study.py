@@ -40,7 +40,7 @@ from fer_lib.engine.bench import timed_step  # noqa: E402
 from fer_lib.engine.train import build_all  # noqa: E402
 from fer_lib.engine.optimization import make_optimizer  # noqa: E402
 from fer_lib.engine.predictions import PREDICTIONS, write_predictions  # noqa: E402
-from fer_lib.engine.records import CHECKPOINTS, cpu_name, load_record  # noqa: E402
+from fer_lib.engine.records import CHECKPOINTS, cpu_name, history_lines, load_record  # noqa: E402
 from fer_lib.report.plan import SCOPES, planned_configs, without_reading  # noqa: E402
 
 DATASETS = ("fer2013", "ferplus")
@@ -148,10 +148,17 @@ def estimated_seconds(epochs: int, n_train: int, images_per_s: float) -> float:
     return epochs * n_train / images_per_s * (1 + EVAL_SHARE)
 
 
-def listed_hours(cfg, records: list, n_train: int) -> tuple[str, float | None]:
+def epochs_left(cfg) -> int:
+    """Epochs ``cfg`` has still to train: the engine resumes after the epochs its last checkpoint holds."""
+    run_dir = runs_dir() / cfg.id
+    done = len(history_lines(run_dir)) if (run_dir / CHECKPOINTS / "last.pt").exists() else 0
+    return max(0, cfg.plan.epochs - done)
+
+
+def listed_hours(cfg, records: list, n_train: int, epochs: int) -> tuple[str, float | None]:
     """A run's estimate for ``--list``, from records only (no timed step): ``"~1.9 h"`` where like runs trained
     here; ``"<= 1.9 h"`` for an ablation or the control, bounded by the full model's records (a removed module only
-    removes work); ``"?"`` where no record bounds it. Also the hours themselves (None for "?")."""
+    removes work); ``"?"`` where no record bounds it; for the ``epochs`` left. Also the hours (None for "?")."""
     speed, mark = recorded_speed(cfg, records), "~"
     if speed is None and role(cfg)[0] in ("removal", "control"):
         opts = without_reading(cfg.profile, cfg.model_options)
@@ -160,7 +167,7 @@ def listed_hours(cfg, records: list, n_train: int) -> tuple[str, float | None]:
         speed, mark = recorded_speed(full, records), "<="
     if speed is None:
         return "?", None
-    hours = estimated_seconds(cfg.plan.epochs, cfg.plan.train_subset or n_train, speed) / 3600
+    hours = estimated_seconds(epochs, cfg.plan.train_subset or n_train, speed) / 3600
     return f"{mark}{hours:.1f} h", hours
 
 
@@ -178,7 +185,7 @@ def list_queue(runs: list, threads: int) -> None:
             precision = resolve_precision(cfg.plan.precision, torch.device("cpu"))[0]
             if precision not in records:
                 records[precision] = trained_here(precision, threads)
-            estimate, h = listed_hours(cfg, records[precision], n_train[cfg.dataset])
+            estimate, h = listed_hours(cfg, records[precision], n_train[cfg.dataset], epochs_left(cfg))
             left, hours, unknown = left + 1, hours + (h or 0.0), unknown + (h is None)
         print(f"{i:3d} tier {priority(cfg)[0]}  {state:11s} {estimate:>8s}  {cfg.id}  {cfg.model} {cfg.model_options or ''}"
               f"{cfg.loss_options or ''} seed {cfg.seed}")
@@ -229,7 +236,7 @@ def main() -> int:
             source = "as such runs trained here before"
             if speed is None:
                 speed, source = step_speed(cfg, data), "a timed step"
-            need = estimated_seconds(cfg.plan.epochs, cfg.plan.train_subset or len(data.indices("train")), speed)
+            need = estimated_seconds(epochs_left(cfg), cfg.plan.train_subset or len(data.indices("train")), speed)
             estimate = f"needs about {need / 3600:.1f} h at {speed:.1f} img/s ({source})"
             if time.time() + need > deadline:
                 print(f"[study] {cfg.id}: {estimate}, more than the {max(0.0, deadline - time.time()) / 3600:.1f} h "

@@ -74,12 +74,12 @@ def test_list_estimates_from_records_and_bounds_ablations_by_the_full_model(scri
     known = {repr(full.model_options): 10.0}
     monkeypatch.setattr(study, "recorded_speed", lambda cfg, records: known.get(repr(cfg.model_options)))
     hours = 8 * 1000 * (1 + study.EVAL_SHARE) / 10.0 / 3600
-    assert study.listed_hours(full, [], 1000) == (f"~{hours:.1f} h", pytest.approx(hours))
+    assert study.listed_hours(full, [], 1000, 8) == (f"~{hours:.1f} h", pytest.approx(hours))
     by_kind = {(cfg.model, tuple(sorted(study.without_reading("cpu", cfg.model_options)))): cfg for cfg in study.queue()}
     for options in filter(None, study.paper.ABLATION_OPTIONS.values()):  # Table 4's rows and the control: at most the full model's
         ablation = by_kind[("daf_mhsca", tuple(sorted(options)))]
-        assert study.listed_hours(ablation, [], 1000)[0] == f"<={hours:.1f} h"
-    assert study.listed_hours(by_kind[("dan", ())], [], 1000) == ("?", None)
+        assert study.listed_hours(ablation, [], 1000, 8)[0] == f"<={hours:.1f} h"
+    assert study.listed_hours(by_kind[("dan", ())], [], 1000, 8) == ("?", None)
 
 
 def test_queue_buys_verdicts_early(script) -> None:
@@ -93,6 +93,19 @@ def test_queue_buys_verdicts_early(script) -> None:
     for options in ({"use_afc": False}, {"use_daf": False}, {"use_ca": False}, {"use_mhsca": False}):
         at = [i for i, k in enumerate(kinds) if k[:2] == ("fer2013", tuple(options)) and k[3] in (0, 1)]
         assert len(at) == 2 and at[1] == at[0] + 1, options
+
+
+def test_a_resumed_run_is_estimated_for_the_epochs_it_has_left(script, monkeypatch, tmp_path) -> None:
+    study = script("cpu_study")
+    monkeypatch.setattr(study, "runs_dir", lambda: tmp_path)
+    run_dir = tmp_path / SMOKE.id
+    assert study.epochs_left(SMOKE) == SMOKE.plan.epochs  # never started
+    run_dir.mkdir()
+    (run_dir / "history.jsonl").write_text('{"epoch": 1}\n')
+    assert study.epochs_left(SMOKE) == SMOKE.plan.epochs  # no checkpoint to resume from: the engine starts again
+    (run_dir / study.CHECKPOINTS).mkdir()
+    (run_dir / study.CHECKPOINTS / "last.pt").write_bytes(b"")
+    assert study.epochs_left(SMOKE) == SMOKE.plan.epochs - 1
 
 
 def test_role_names_the_headline_the_control_and_each_table4_removal(script) -> None:
