@@ -272,6 +272,17 @@ def test_index_and_notes_pages(tmp_path: Path) -> None:
     assert not EXTERNAL.search(text) and not EXTERNAL.search(notes)
 
 
+def test_ledger_puts_judged_claims_first_and_tallies_every_verdict() -> None:
+    """Rows are ordered by verdict (judged first, the paper's order kept within one), and the tally counts each."""
+    assert set(html.LEDGER_ORDER) == set(evidence.LABELS)  # every verdict the rule can give has a place
+    verdicts = [evidence.UNTESTABLE, evidence.CONTRADICTED, evidence.PENDING, evidence.UNTESTABLE, evidence.SUPPORTED]
+    rows = [SimpleNamespace(claim=f"claim {i}", source="s", page="p", ours="o", verdict=v, why="w", extra=False)
+            for i, v in enumerate(verdicts)]
+    text = html.ledger_html(rows)
+    assert re.findall(r">(claim \d)</a>", text) == ["claim 4", "claim 1", "claim 2", "claim 0", "claim 3"]
+    assert "<b>5 claims:</b> 1 supported, 1 contradicted, 1 not trained yet, 2 not testable here." in text
+
+
 def test_index_opens_with_the_claims_ledger_and_a_smoke_build_judges_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A smoke build that trains and executes nothing (cheap): the ledger still heads the index, one row per claim."""
     monkeypatch.setenv("FER_RESULTS", str(tmp_path / "results"))

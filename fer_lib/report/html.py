@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import html
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -220,19 +221,31 @@ def render_notes(out_dir: Path, profile: str = "smoke", ledger: Sequence[Any] | 
 
 
 LEDGER_COLUMNS = ("Claim", "Source", "Our evidence", "Verdict", "Why")
+# Judged claims first, so a reader meets the evidence before the rows with none; the paper's order within each.
+LEDGER_ORDER = (evidence.SUPPORTED, evidence.CONTRADICTED, evidence.INCONCLUSIVE, evidence.PENDING,
+                evidence.UNTESTABLE, evidence.SMOKE)
+
+
+def ledger_tally(rows: Sequence[Any]) -> str:
+    """How many claims got each verdict, in :data:`LEDGER_ORDER`: e.g. ``2 contradicted, 40 not testable here``."""
+    counts = Counter(r.verdict for r in rows)
+    return ", ".join(f"{counts[v]} {v}" for v in LEDGER_ORDER if counts[v])
 
 
 def ledger_html(rows: Sequence[Any] | None, error: str = "") -> str:
-    """The claims ledger (rows of :func:`fer_lib.claims.ledger`): the rule, then one table row per claim,
-    each linking to the page that shows its evidence; our own addition (the control) is marked as ours."""
+    """The claims ledger (rows of :func:`fer_lib.claims.ledger`): the rule, the tally of verdicts, then one
+    table row per claim, judged ones first, each linking to the page that shows its evidence; our own
+    addition (the control) is marked as ours."""
     parts = ["<h2>Claims ledger: what the paper claims and what our runs say</h2>",
              f'<p class="rule"><b>The rule.</b> {html.escape(evidence.RULE)}</p>']
     if rows is None:
         parts.append(f'<p class="failed">The claims ledger was not computed{": " + html.escape(error) if error else ""}.</p>')
         return "\n".join(parts)
+    parts.append(f'<p class="tally"><b>{len(rows)} claims:</b> {html.escape(ledger_tally(rows))}. '
+                 "Judged claims come first; within a verdict, the paper's order.</p>")
     head = "".join(f"<th>{c}</th>" for c in LEDGER_COLUMNS)
     body = []
-    for r in rows:
+    for r in sorted(rows, key=lambda r: LEDGER_ORDER.index(r.verdict)):
         source = html.escape(r.source) + (" <i>(our addition, not a claim of the paper)</i>" if r.extra else "")
         claim = f'<a href="{html.escape(r.page)}.html">{html.escape(r.claim)}</a>'
         css = "verdict-" + r.verdict.split()[0]
