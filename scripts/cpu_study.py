@@ -16,6 +16,8 @@ starts again, and says so). On 2 Xeon cores with AMX two 1-thread workers train 
 2-thread worker there (docs/engine.md). Records land in results/runs/<id>/,
 with ``predictions.json`` (the test faces each run got right, for the report's paired intervals) written
 from the run's checkpoints when it finishes; ``--predictions`` writes it for finished runs that lack it.
+Only a person commits: each finished run, and ``--list``, print the command that commits the records git
+does not track yet (a cut session leaves them untracked).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import argparse
 import dataclasses
 import fcntl
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -191,6 +194,27 @@ def list_queue(runs: list, threads: int) -> None:
               f"{cfg.loss_options or ''} seed {cfg.seed}")
     print(f"[study] {left} runs left: about {hours:.0f} h for the {left - unknown} with an estimate (records on this CPU "
           f"at {threads} torch threads, one worker; ablations bounded by the full model), {unknown} without one")
+    waiting = uncommitted([runs_dir() / cfg.id for cfg in runs if load_record(runs_dir() / cfg.id)])
+    if waiting:
+        print(f"[study] {len(waiting)} finished records are not committed: {commit_hint(waiting)}")
+
+
+def uncommitted(run_dirs: list[Path]) -> list[Path]:
+    """The run folders among ``run_dirs`` whose record files git does not track or has changes in (checkpoints are
+    ignored); none when this is not a git checkout. Only a person commits: a cut session's records wait here."""
+    def changed(run_dir: Path) -> bool:
+        try:
+            return bool(subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=run_dir,
+                                       capture_output=True, text=True, check=True).stdout.strip())
+        except (OSError, subprocess.CalledProcessError):
+            return False
+    return [d for d in run_dirs if changed(d)]
+
+
+def commit_hint(run_dirs: list[Path]) -> str:
+    """The command that commits these records (their checkpoints are git-ignored), then RESULTS.md."""
+    return ("git add " + " ".join(str(d) for d in run_dirs) + " && .venv/bin/python scripts/results_summary.py"
+            " && git add RESULTS.md")
 
 
 def predict(record) -> None:
@@ -248,7 +272,8 @@ def main() -> int:
         run = get_run(cfg, progress=False)
         predict(run)
         print(f"[study] {cfg.id} done in {(time.time() - t0) / 60:.1f} min: test "
-              f"{run.metrics['best_val']['test']['accuracy']:.4f} (epoch chosen on val)", flush=True)
+              f"{run.metrics['best_val']['test']['accuracy']:.4f} (epoch chosen on val); commit it: "
+              f"{commit_hint([run.dir])}", flush=True)
         trained += 1
         if args.max_runs is not None and trained >= args.max_runs:
             break

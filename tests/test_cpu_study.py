@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -38,7 +40,7 @@ def test_hours_stops_before_a_run_that_cannot_finish(script, monkeypatch, capsys
     monkeypatch.setattr(study, "trained_here", lambda precision, threads: [])
     monkeypatch.setattr(study, "step_speed", lambda cfg, data: speed)
     monkeypatch.setattr(study, "predict", lambda run: None)
-    fake = SimpleNamespace(metrics={"best_val": {"test": {"accuracy": 0.5}}})
+    fake = SimpleNamespace(metrics={"best_val": {"test": {"accuracy": 0.5}}}, dir=Path("results/runs") / SMOKE.id)
     monkeypatch.setattr(study, "get_run", lambda cfg, progress: started.append(cfg.id) or fake)
     monkeypatch.setattr(sys, "argv", ["cpu_study.py", "--hours", "1"])
     assert study.main() == 0
@@ -118,3 +120,24 @@ def test_role_names_the_headline_the_control_and_each_table4_removal(script) -> 
     for i, options in enumerate(study.paper.REMOVALS.values()):
         assert roles[("removal", i)] == {tuple(sorted(options))}
     assert ("other", 0) in roles  # baselines and loss or head-count variants are none of these
+
+
+def test_records_git_does_not_track_are_named_with_the_command_that_commits_them(script, tmp_path) -> None:
+    study = script("cpu_study")
+    git = lambda *args: subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    (tmp_path / ".gitignore").write_text("checkpoints/\n")
+    run_dir = tmp_path / "runs" / "a"
+    (run_dir / study.CHECKPOINTS).mkdir(parents=True)
+    (run_dir / "metrics.json").write_text("{}")
+    assert study.uncommitted([run_dir]) == [run_dir]  # finished, never added
+    git("add", "."), git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "record")
+    (run_dir / study.CHECKPOINTS / "last.pt").write_bytes(b"weights")
+    assert study.uncommitted([run_dir]) == []  # committed; its checkpoints are ignored
+    (run_dir / "predictions.json").write_text("{}")
+    assert study.uncommitted([run_dir]) == [run_dir]  # a file written after the commit
+    assert study.commit_hint([run_dir]).startswith(f"git add {run_dir} && ")
+    outside = tmp_path.parent / f"{tmp_path.name}-no-git"
+    outside.mkdir()
+    (outside / "metrics.json").write_text("{}")
+    assert study.uncommitted([outside]) == []  # not a git checkout: nothing to say
