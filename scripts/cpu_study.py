@@ -178,9 +178,11 @@ def list_queue(runs: list, threads: int) -> None:
     """Print the queue with each run's state and, for runs left, its estimate on this CPU; then the total left."""
     n_train: dict[str, int] = {}
     left, hours, unknown = 0, 0.0, 0
-    records = {}
+    records, finished = {}, []
     for i, cfg in enumerate(runs):
         state = "done" if load_record(runs_dir() / cfg.id) else "in progress" if not claim(cfg) else "todo"
+        if state == "done":
+            finished.append(runs_dir() / cfg.id)
         estimate = ""
         if state != "done":
             if cfg.dataset not in n_train:
@@ -194,7 +196,7 @@ def list_queue(runs: list, threads: int) -> None:
               f"{cfg.loss_options or ''} seed {cfg.seed}")
     print(f"[study] {left} runs left: about {hours:.0f} h for the {left - unknown} with an estimate (records on this CPU "
           f"at {threads} torch threads, one worker; ablations bounded by the full model), {unknown} without one")
-    waiting = uncommitted([runs_dir() / cfg.id for cfg in runs if load_record(runs_dir() / cfg.id)])
+    waiting = uncommitted(finished)
     if waiting:
         print(f"[study] {len(waiting)} finished records are not committed: {commit_hint(waiting)}")
 
