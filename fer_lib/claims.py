@@ -50,8 +50,8 @@ def _pick(group: Mapping[Any, Sequence[Any]], *key: Any) -> Sequence[Any] | None
     return None
 
 
-def _paired(a: Sequence[Any] | None, b: Sequence[Any] | None) -> tuple[np.ndarray, np.ndarray, list[int]] | str:
-    """Per-face correctness of two configs on their common seeds, or why there is none."""
+def _paired(a: Sequence[Any] | None, b: Sequence[Any] | None) -> tuple[np.ndarray, np.ndarray, list[Any], list[Any]] | str:
+    """Per-face correctness of two configs on their common seeds and those seeds' records, or why there is none."""
     if not a or not b:
         return "not in this build's plan"
     pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
@@ -61,7 +61,22 @@ def _paired(a: Sequence[Any] | None, b: Sequence[Any] | None) -> tuple[np.ndarra
     ca, cb = correct_matrix(xs), correct_matrix(ys)
     if ca is None or cb is None:
         return "no per-face predictions recorded (predictions.json) for these runs"
-    return ca, cb, [int(r.config.seed) for r in xs]
+    return ca, cb, xs, ys
+
+
+def _precision(record: Any) -> str:
+    return str((getattr(record, "env", None) or {}).get("precision", "?"))
+
+
+def precision_note(xs: Sequence[Any], ys: Sequence[Any]) -> str:
+    """"; seeds 1, 2 pair fp32 with bf16" where paired runs trained in different precisions (``precision=auto``
+    resolves per machine; docs/engine.md has the paired fp32 vs bf16 check), "" otherwise."""
+    by: dict[tuple[str, str], list[int]] = {}
+    for x, y in zip(xs, ys):
+        if _precision(x) != _precision(y):
+            by.setdefault((_precision(x), _precision(y)), []).append(int(x.config.seed))
+    return "".join(f"; seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} pair {px} with {py}"
+                   for (px, py), seeds in sorted(by.items()))
 
 
 def _accuracy_words(records: Iterable[Any]) -> str:
@@ -86,11 +101,12 @@ def _compare(a: Sequence[Any] | None, b: Sequence[Any] | None, direction: int, s
         if why == evidence.PENDING:
             return text, evidence.verdict(None, direction, pending=why)
         return text, evidence.verdict(None, direction, untestable=why)
-    ca, cb, seeds = paired
+    ca, cb, xs, ys = paired
+    seeds = [int(r.config.seed) for r in xs]
     diff = evidence.paired_difference(ca, cb)
     text = (f"{names[0]} {100 * ca.mean():.2f} % vs {names[1]} {100 * cb.mean():.2f} % on the same {diff.n_faces} test faces, "
             f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}: {diff.points:+.2f} points "
-            f"[{diff.ci_low:+.2f}, {diff.ci_high:+.2f}]")
+            f"[{diff.ci_low:+.2f}, {diff.ci_high:+.2f}]{precision_note(xs, ys)}")
     return text, evidence.verdict(diff, direction, smoke=smoke)
 
 

@@ -85,3 +85,14 @@ def test_ledger_script_prints_the_smoke_ledger(script, monkeypatch, capsys) -> N
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("| claim |") and len(lines) > 10
     assert all(f"| {evidence.SMOKE} |" in line for line in lines[2:])  # nothing judged on synthetic faces
+
+
+def test_a_pair_trained_in_two_precisions_says_so(tmp_path) -> None:
+    full = groups(tmp_path, 0.70, 0.55)
+    for seed, record in enumerate(full["table4"][(paper.OURS, "fer2013")]):
+        record.env = {"precision": "bf16" if seed == 0 else "fp32"}
+    for record in full["table4"][("w/o DAF", "fer2013")]:
+        record.env = {"precision": "fp32"}
+    ours = row(claims.ledger(full, ["fer2013"], smoke=False, budget="b", figure_dataset=None), "w/o DAF").ours
+    assert ours.endswith("; seed 0 pair bf16 with fp32")
+    assert claims.precision_note(full["table4"][("w/o DAF", "fer2013")], full["table4"][("w/o DAF", "fer2013")]) == ""
