@@ -1,0 +1,61 @@
+"""The paired difference of two lists of finished runs, paired in the order given, by the report's rule.
+
+    python scripts/paired.py fer2013-daf_mhsca-cpu-c743fa9d23 fer2013-daf_mhsca-cpu-4199d68f8e \
+        --vs fer2013-daf_mhsca-cpu-cf2b159191 fer2013-daf_mhsca-cpu-016bb9db82
+
+For comparisons the ledger does not make (its rows pair the study's own runs), e.g. the same two configs
+within one precision. Trains nothing; each run needs its predictions.json. A is judged against B with
+direction +1 ("A beats B"): supported, contradicted or inconclusive as on the report's ledger.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fer_lib.claims import precision_note  # noqa: E402
+from fer_lib.engine import runs_dir  # noqa: E402
+from fer_lib.engine.evidence import paired_difference, verdict  # noqa: E402
+from fer_lib.engine.predictions import correct_matrix  # noqa: E402
+from fer_lib.engine.records import RunRecord, load_record  # noqa: E402
+
+
+def records(ids: list[str]) -> list[RunRecord]:
+    found = []
+    for run_id in ids:
+        record = load_record(runs_dir() / run_id)
+        if record is None:
+            raise SystemExit(f"no finished run {run_id} under {runs_dir()}: see scripts/cpu_study.py --list")
+        found.append(record)
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("a", nargs="+", help="run ids of config A, one per seed")
+    parser.add_argument("--vs", nargs="+", required=True, help="run ids of config B, in the same seed order")
+    args = parser.parse_args()
+    if len(args.a) != len(args.vs):
+        raise SystemExit(f"{len(args.a)} runs of A against {len(args.vs)} of B: pair them one to one, in seed order")
+    xs, ys = records(args.a), records(args.vs)
+    for x, y in zip(xs, ys):
+        if x.config.seed != y.config.seed:
+            print(f"note: {x.id} (seed {x.config.seed}) is paired with {y.id} (seed {y.config.seed})")
+    ca, cb = correct_matrix(xs), correct_matrix(ys)
+    if ca is None or cb is None:
+        raise SystemExit("a run lacks predictions.json: write it with scripts/cpu_study.py --predictions "
+                         "(study runs) or fer_lib.engine.predictions.write_predictions")
+    diff = paired_difference(ca, cb)
+    print(f"A {100 * ca.mean():.2f} % vs B {100 * cb.mean():.2f} % on the same {diff.n_faces} test faces, "
+          f"{diff.n_seeds} seed(s): {diff.points:+.2f} points [{diff.ci_low:+.2f}, {diff.ci_high:+.2f}]"
+          f"{precision_note(xs, ys)}")
+    v = verdict(diff, +1)
+    print(f"A beats B: {v.label} ({v.why})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

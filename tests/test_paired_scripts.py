@@ -1,0 +1,67 @@
+"""scripts/precision_check.py and scripts/paired.py: runs paired seed by seed, judged by the report's rule."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from fer_lib.engine import RunConfig
+
+CFG = RunConfig(dataset="synthetic", model="resnet18", profile="smoke", seed=0)
+
+
+def test_a_record_counts_for_the_precision_it_trained_in_not_its_setting(script, monkeypatch) -> None:
+    check = script("precision_check")
+    bf16 = dataclasses.replace(CFG, overrides={"precision": "bf16"})
+    stored = {CFG.id: SimpleNamespace(env={"precision": "fp32"}),  # precision=auto, resolved to fp32 there
+              bf16.id: SimpleNamespace(env={"precision": "bf16"})}
+    monkeypatch.setattr(check, "load_record", lambda path: stored.get(path.name))
+    assert check.record_in(CFG, "fp32") is stored[CFG.id]
+    assert check.record_in(CFG, "bf16") is stored[bf16.id]
+    del stored[bf16.id]
+    assert check.record_in(CFG, "bf16") is None  # the auto run trained in fp32 is not a bf16 record
+
+
+def test_no_pair_is_said_and_fails(script, monkeypatch, capsys) -> None:
+    check = script("precision_check")
+    monkeypatch.setattr(check, "load_record", lambda path: None)
+    monkeypatch.setattr("sys.argv", ["precision_check.py", "--dataset", "synthetic", "--profile", "smoke", "--seeds", "0"])
+    assert check.main() == 1
+    assert "nothing to pair" in capsys.readouterr().out
+
+
+def run(tmp_path, name: str, seed: int, right: np.ndarray, precision: str) -> SimpleNamespace:
+    folder = tmp_path / name
+    folder.mkdir()
+    labels = np.zeros(len(right), dtype=int)
+    stored = {"indices": list(range(len(right))), "labels": labels.tolist(), "best_val": np.where(right, 0, 1).tolist(),
+              "fingerprint": "f"}
+    (folder / "predictions.json").write_text(json.dumps(stored))
+    return SimpleNamespace(id=name, dir=folder, data={"fingerprint": "f"}, config=SimpleNamespace(seed=seed),
+                           env={"precision": precision})
+
+
+@pytest.mark.parametrize("a_right, verdict", [(0.9, "supported"), (0.5, "contradicted"), (None, "inconclusive")])
+def test_paired_judges_a_against_b_by_the_rule(script, monkeypatch, capsys, tmp_path, a_right: float | None, verdict: str) -> None:
+    paired = script("paired")
+    rng = np.random.default_rng(0)
+    faces = lambda p: rng.random(2000) < p  # noqa: E731
+    b_right = rng.random(2000) < 0.7
+    same = np.roll(b_right, 1)  # a_right None: B's accuracy, on other faces
+    stored = {f"a{s}": run(tmp_path, f"a{s}", s, same if a_right is None else faces(a_right), "bf16") for s in (0, 1)}
+    stored.update({f"b{s}": run(tmp_path, f"b{s}", s, b_right, "fp32" if s else "bf16") for s in (0, 1)})
+    monkeypatch.setattr(paired, "load_record", lambda path: stored.get(path.name))
+    monkeypatch.setattr("sys.argv", ["paired.py", "a0", "a1", "--vs", "b0", "b1"])
+    assert paired.main() == 0
+    out = capsys.readouterr().out
+    assert f"A beats B: {verdict}" in out and "seed 1 pair bf16 with fp32" in out
+
+
+def test_paired_refuses_lists_of_different_lengths(script, monkeypatch) -> None:
+    monkeypatch.setattr("sys.argv", ["paired.py", "a0", "a1", "--vs", "b0"])
+    with pytest.raises(SystemExit, match="pair them one to one"):
+        script("paired").main()
