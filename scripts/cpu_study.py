@@ -4,6 +4,7 @@
     nohup .venv/bin/python scripts/cpu_study.py --threads 1 > study-0.log 2>&1 &   # a worker
     nohup .venv/bin/python scripts/cpu_study.py --threads 1 > study-1.log 2>&1 &   # a second one
     .venv/bin/python scripts/cpu_study.py --threads 2 --hours 2.5   # one worker (AVX2-only CPUs); only runs that finish within 2.5 h
+    .venv/bin/python scripts/cpu_study.py --threads 2 --auto-precision fp32   # a bf16 CPU, the study kept in fp32
 
 The queue is the cpu report's own plan (``fer_lib.report.plan.planned_configs``), ordered so that the first
 records answer the most: seed 0 of DAF-MHSCA and of its ResNet18 control on each dataset, their seeds 1-2
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import fcntl
+import os
 import statistics
 import subprocess
 import sys
@@ -38,7 +40,7 @@ import torch  # noqa: E402
 from fer_lib import paper  # noqa: E402
 from fer_lib.data import load_dataset  # noqa: E402
 from fer_lib.engine import get_run, runs_dir  # noqa: E402
-from fer_lib.engine.precision import resolve_precision  # noqa: E402
+from fer_lib.engine.precision import AUTO_ENV, resolve_precision  # noqa: E402
 from fer_lib.engine.bench import timed_step  # noqa: E402
 from fer_lib.engine.train import build_all  # noqa: E402
 from fer_lib.engine.optimization import make_optimizer  # noqa: E402
@@ -238,7 +240,13 @@ def main() -> int:
     parser.add_argument("--hours", type=float, default=None,
                         help="start a run only if its estimate (the speed its like runs trained at here, else a timed step) "
                              "ends within this many hours of the worker's start")
+    parser.add_argument("--auto-precision", choices=("fp32", "bf16"), default=None,
+                        help="what precision=auto trains in (sets $FER_AUTO_PRECISION; default: bf16 where the CPU has "
+                             "native bfloat16, else fp32); fp32 keeps the study's DAF-MHSCA runs in the precision most of "
+                             "them trained in (docs/engine.md)")
     args = parser.parse_args()
+    if args.auto_precision:
+        os.environ[AUTO_ENV] = args.auto_precision
     runs = queue()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -294,3 +294,16 @@ def test_config_json_round_trip(smoke_root) -> None:
     meta = json.loads((run.dir / "config.json").read_text())
     assert meta["id"] == run.id and RunConfig.from_dict(meta["config"]).id == run.id
     assert meta["plan"]["notes"] and meta["data"]["train_class_counts"]
+
+
+def test_auto_precision_can_be_pinned_and_says_so(monkeypatch) -> None:
+    """$FER_AUTO_PRECISION keeps a study in one precision across machines; explicit settings ignore it."""
+    cpu = torch.device("cpu")
+    monkeypatch.setenv("FER_AUTO_PRECISION", "fp32")
+    assert resolve_precision("auto", cpu) == ("fp32", "precision auto: $FER_AUTO_PRECISION=fp32")
+    monkeypatch.setenv("FER_AUTO_PRECISION", "bf16")
+    assert resolve_precision("auto", cpu)[0] == "bf16" and "FER_AUTO_PRECISION=bf16" in resolve_precision("auto", cpu)[1]
+    assert resolve_precision("fp32", cpu) == ("fp32", None)
+    monkeypatch.setenv("FER_AUTO_PRECISION", "fp16")
+    with pytest.raises(ConfigError, match="must be fp32 or bf16"):
+        resolve_precision("auto", cpu)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
+
+from fer_lib.engine.recipes import ConfigError
+
+AUTO_ENV = "FER_AUTO_PRECISION"  # fp32 or bf16: what ``auto`` resolves to on this machine (docs/engine.md)
 
 
 def cpu_supports_bf16() -> bool:
@@ -25,9 +30,18 @@ def cpu_supports_bf16() -> bool:
 def resolve_precision(requested: str, device: torch.device) -> tuple[str, str | None]:
     """(precision used, note or None) for a plan's ``precision`` on ``device``.
 
-    ``auto`` is bf16 autocast (with channels_last) on CUDA and on CPUs with native bfloat16, fp32 elsewhere."""
+    ``auto`` is bf16 autocast (with channels_last) on CUDA and on CPUs with native bfloat16, fp32 elsewhere;
+    ``$FER_AUTO_PRECISION`` (fp32 or bf16) sets it instead, so that a study started in one precision stays
+    in it on other machines (the run id holds ``auto``; env.json the precision used and this note)."""
     if requested == "fp32":
         return "fp32", None
+    if requested == "auto" and os.environ.get(AUTO_ENV):
+        chosen = os.environ[AUTO_ENV]
+        if chosen not in ("fp32", "bf16"):
+            raise ConfigError(f"${AUTO_ENV} must be fp32 or bf16, not {chosen!r}; unset it to let auto choose")
+        note = f"precision auto: ${AUTO_ENV}={chosen}"
+        emulated = resolve_precision(chosen, device)[1]
+        return chosen, note + (f"; {emulated}" if emulated else "")
     native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_supports_bf16()
     if native:
         return "bf16", None
