@@ -223,7 +223,7 @@ def test_lost_checkpoint_restarts_from_epoch_0_and_says_so(smoke_root, tmp_path,
         assert restarted.metrics[selection] == run.metrics[selection]
 
 
-def test_resume_in_another_precision_is_refused(tmp_path) -> None:
+def test_resume_in_another_precision_is_refused(tmp_path, monkeypatch) -> None:
     """precision "auto" resolves per machine: a run started in bf16 must not go on in fp32 unseen (or the reverse)."""
     run_dir = runs_dir(tmp_path) / SMOKE.id
     train_run(SMOKE, run_dir, D.setup("cpu"), progress=False, stop_after_epochs=1)
@@ -232,8 +232,11 @@ def test_resume_in_another_precision_is_refused(tmp_path) -> None:
     assert env["precision"] == here
     env["precision"] = "bf16" if here == "fp32" else "fp32"
     (run_dir / "env.json").write_text(json.dumps(env))
-    with pytest.raises(ConfigError, match=f"was trained in {env['precision']} up to its last checkpoint, and would resume in {here}"):
+    with pytest.raises(ConfigError, match=f"was trained in {env['precision']} up to its last checkpoint, and would resume in {here}"
+                                          rf".*\$FER_AUTO_PRECISION={env['precision']}"):
         get_run(SMOKE, root=tmp_path, progress=False)
+    monkeypatch.setenv("FER_AUTO_PRECISION", env["precision"])  # the hint the message gives: it resumes
+    assert get_run(SMOKE, root=tmp_path, progress=False).env["precision"] == env["precision"]
 
 
 def test_rebuild_missing_checkpoints(smoke_root, tmp_path) -> None:

@@ -26,7 +26,7 @@ from fer_lib.engine.config import TRAINING_CODE_VERSION, RunConfig
 from fer_lib.engine.evaluate import classification_metrics, predict_indices, select_epochs
 from fer_lib.engine.inputs import load_data, make_augment
 from fer_lib.engine.optimization import lr_at, make_optimizer
-from fer_lib.engine.precision import resolve_precision
+from fer_lib.engine.precision import AUTO_ENV, resolve_precision
 from fer_lib.engine.recipes import ConfigError, Plan
 from fer_lib.engine.records import (
     CHECKPOINTS,
@@ -240,9 +240,10 @@ def train_run(
     last = ckpt_dir / "last.pt"
     if last.exists() and env.get("precision") not in (None, precision):
         # plan.precision "auto" resolves per machine: a run must not switch precision half-way, unseen.
+        auto_hint = f" (or with ${AUTO_ENV}={env['precision']})" if plan.precision == "auto" else ""
         raise ConfigError(f"{run_dir} was trained in {env['precision']} up to its last checkpoint, and would resume in {precision} "
                           f"here ({precision_note or 'the plan asks for it'}): resume it on a machine that trains in "
-                          f"{env['precision']}, or move the folder away to train it from the start")
+                          f"{env['precision']}{auto_hint}, or move the folder away to train it from the start")
     lost = 0  # epochs in history.jsonl whose checkpoint is gone (it stays on the machine that trained them)
     if last.exists():
         history, start = _resume(cfg, last, ctx.device, model, criterion, optimizer)
