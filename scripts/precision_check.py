@@ -2,7 +2,11 @@
 trained in both precisions, scored on the same test faces.
 
     python scripts/precision_check.py                      # the cpu study's headline on FER2013, seeds 0-2
-    python scripts/precision_check.py --dataset ferplus --seeds 0 1
+    python scripts/precision_check.py -m use_afc=false -m use_daf=false -m use_mhsca=false   # its control
+    python scripts/precision_check.py --dataset ferplus --seed 0 1
+
+The run is named with ``python -m fer_lib train``'s flags (defaults here: profile cpu, seeds 0-2 and, without
+``-m``, the headline's ``-m head_gate=channel_sum``).
 
 Trains nothing. For each seed and precision it takes the record of the run with ``precision`` set to that
 value, else the study's own run (``precision=auto``) where its env.json says it trained in that precision;
@@ -21,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fer_lib.cli import add_config_arguments, configs_from_args  # noqa: E402
 from fer_lib.engine import RunConfig, runs_dir  # noqa: E402
 from fer_lib.engine.evidence import paired_difference, winner  # noqa: E402
 from fer_lib.engine.predictions import correct_matrix  # noqa: E402
@@ -39,37 +44,19 @@ def record_in(cfg: RunConfig, precision: str) -> RunRecord | None:
     return None
 
 
-def parse_option(text: str) -> tuple[str, object]:
-    key, _, value = text.partition("=")
-    lowered = value.lower()
-    if lowered in ("true", "false"):
-        return key, lowered == "true"
-    for kind in (int, float):
-        try:
-            return key, kind(value)
-        except ValueError:
-            pass
-    return key, value
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", default="fer2013")
-    parser.add_argument("--profile", default="cpu")
-    parser.add_argument("--model", default="daf_mhsca")
-    parser.add_argument("-m", "--model-option", action="append", default=None, metavar="KEY=VALUE",
-                        help="default: head_gate=channel_sum, the study's headline reading")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    add_config_arguments(parser)
+    parser.set_defaults(profile="cpu", seed=[0, 1, 2])
     args = parser.parse_args()
-    options = dict(parse_option(o) for o in (args.model_option or ["head_gate=channel_sum"]))
+    args.model_option = args.model_option or ["head_gate=channel_sum"]
     pairs = []
     print("| seed | fp32 test % | bf16 test % | fp32 run | bf16 run |\n|---|---|---|---|---|")
-    for seed in args.seeds:
-        cfg = RunConfig(args.dataset, args.model, options, profile=args.profile, seed=seed)
+    for cfg in configs_from_args(args):
         found = {p: record_in(cfg, p) for p in PRECISIONS}
         acc = {p: f"{100 * r.metrics['best_val']['test']['accuracy']:.2f}" if r else "-" for p, r in found.items()}
         ids = {p: f"`{r.id}`" if r else "not trained" for p, r in found.items()}
-        print(f"| {seed} | {acc['fp32']} | {acc['bf16']} | {ids['fp32']} | {ids['bf16']} |")
+        print(f"| {cfg.seed} | {acc['fp32']} | {acc['bf16']} | {ids['fp32']} | {ids['bf16']} |")
         if all(found.values()):
             pairs.append(found)
     if not pairs:
@@ -82,9 +69,9 @@ def main() -> int:
         return 1
     diff = paired_difference(correct["bf16"], correct["fp32"])
     best = winner(correct)
-    seeds = ", ".join(str(pair["fp32"].config.seed) for pair in pairs)
+    seeds = f"seed{'s' if len(pairs) > 1 else ''} " + ", ".join(str(pair["fp32"].config.seed) for pair in pairs)
     print(f"\nbf16 - fp32 = {diff.points:+.2f} points, 95 % interval [{diff.ci_low:+.2f}, {diff.ci_high:+.2f}] "
-          f"(seeds {seeds}; {diff.method})")
+          f"({seeds}; {diff.method})")
     print(f"by the report's rule: {best + ' is more accurate' if best else 'no precision is more accurate beyond the noise'}")
     return 0
 

@@ -29,7 +29,7 @@ def test_a_record_counts_for_the_precision_it_trained_in_not_its_setting(script,
 def test_no_pair_is_said_and_fails(script, monkeypatch, capsys) -> None:
     check = script("precision_check")
     monkeypatch.setattr(check, "load_record", lambda path: None)
-    monkeypatch.setattr("sys.argv", ["precision_check.py", "--dataset", "synthetic", "--profile", "smoke", "--seeds", "0"])
+    monkeypatch.setattr("sys.argv", ["precision_check.py", "--dataset", "synthetic", "--profile", "smoke", "--seed", "0"])
     assert check.main() == 1
     assert "nothing to pair" in capsys.readouterr().out
 
