@@ -89,9 +89,12 @@ def _accuracy_words(records: Iterable[Any]) -> str:
     return f"{s.mean:.2f}{spread} % ({s.method}{interval})"
 
 
-def _compare(a: Sequence[Any] | None, b: Sequence[Any] | None, direction: int, smoke: bool, names: tuple[str, str],
+def compare(a: Sequence[Any] | None, b: Sequence[Any] | None, direction: int, smoke: bool, names: tuple[str, str],
              untestable: str | None = None) -> tuple[str, evidence.Verdict]:
-    """Our evidence text and the verdict of "a beats b" (direction +1) from two configs' records."""
+    """Our evidence text and the verdict of "a beats b" (direction +1) from two configs' records.
+
+    ``a``, ``b``: records in seed order, paired by position (None: not trained); also the one home of this
+    comparison for ``scripts/paired.py`` and ``scripts/precision_check.py``."""
     paired = None if untestable else _paired(a, b)
     if isinstance(paired, str) or paired is None:
         why = untestable or paired
@@ -116,7 +119,7 @@ def _best_of(options: Mapping[Any, Sequence[Any] | None], claimed: Any, smoke: b
     for option, records in options.items():
         if option == claimed:
             continue
-        text, v = _compare(options.get(claimed), records, +1, smoke, (f"{label} {claimed}", f"{label} {option}"))
+        text, v = compare(options.get(claimed), records, +1, smoke, (f"{label} {claimed}", f"{label} {option}"))
         verdicts.append(v)
         texts.append(f"vs {label} {option}: " + (f"{v.diff.points:+.2f} [{v.diff.ci_low:+.2f}, {v.diff.ci_high:+.2f}]"
                                                     if v.diff else v.why))
@@ -156,7 +159,7 @@ def ledger(groups: Groups, datasets: Sequence[str], *, smoke: bool, budget: str,
         for method in ("DAN", "DDAMFN"):
             if paper.published(method, ds) is None:
                 continue
-            text, v = _compare(ours, _pick(t3, method, ds), +1, smoke, ("DAF-MHSCA", method), missing.get(ds))
+            text, v = compare(ours, _pick(t3, method, ds), +1, smoke, ("DAF-MHSCA", method), missing.get(ds))
             rows.append(Row(f"DAF-MHSCA beats {method} on {label} ({pub:.2f} vs {paper.published(method, ds):.2f} %)",
                             paper.TABLE3_SOURCE, "01_table3_accuracy", text, v.label, v.why))
 
@@ -166,10 +169,10 @@ def ledger(groups: Groups, datasets: Sequence[str], *, smoke: bool, budget: str,
             if row == paper.OURS:
                 continue
             drop = published[ds] - paper.TABLE4[paper.OURS][ds]
-            text, v = _compare(full, _pick(t4, row, ds), +1, smoke, ("full model", row), missing.get(ds))
+            text, v = compare(full, _pick(t4, row, ds), +1, smoke, ("full model", row), missing.get(ds))
             rows.append(Row(f"{row} lowers accuracy on {label} ({drop:+.2f} points)", paper.TABLE4_SOURCE,
                             "02_table4_ablations", text, v.label, v.why))
-        text, v = _compare(full, _pick(t4, paper.CONTROL, ds), +1, smoke, ("full model", paper.CONTROL), missing.get(ds))
+        text, v = compare(full, _pick(t4, paper.CONTROL, ds), +1, smoke, ("full model", paper.CONTROL), missing.get(ds))
         rows.append(Row(f"AFC + DAF + MHSCA beat the bare ResNet18 trunk on {label} (ours: the paper reports no such row)",
                         "our control", "02_table4_ablations", text, v.label, v.why, extra=True))
 

@@ -16,11 +16,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fer_lib.claims import precision_note  # noqa: E402
+from fer_lib.claims import compare  # noqa: E402
 from fer_lib.engine import runs_dir  # noqa: E402
-from fer_lib.engine.evidence import paired_difference, verdict  # noqa: E402
-from fer_lib.engine.predictions import correct_matrix  # noqa: E402
 from fer_lib.engine.records import RunRecord, load_record  # noqa: E402
+
+NO_PREDICTIONS = ("write it with scripts/cpu_study.py --predictions (study runs) "
+                  "or fer_lib.engine.predictions.write_predictions")
 
 
 def records(ids: list[str]) -> list[RunRecord]:
@@ -44,15 +45,10 @@ def main() -> int:
     for x, y in zip(xs, ys):
         if x.config.seed != y.config.seed:
             print(f"note: {x.id} (seed {x.config.seed}) is paired with {y.id} (seed {y.config.seed})")
-    ca, cb = correct_matrix(xs), correct_matrix(ys)
-    if ca is None or cb is None:
-        raise SystemExit("a run lacks predictions.json: write it with scripts/cpu_study.py --predictions "
-                         "(study runs) or fer_lib.engine.predictions.write_predictions")
-    diff = paired_difference(ca, cb)
-    print(f"A {100 * ca.mean():.2f} % vs B {100 * cb.mean():.2f} % on the same {diff.n_faces} test faces, "
-          f"{diff.n_seeds} seed(s): {diff.points:+.2f} points [{diff.ci_low:+.2f}, {diff.ci_high:+.2f}]"
-          f"{precision_note(xs, ys)}")
-    v = verdict(diff, +1)
+    text, v = compare(xs, ys, +1, False, ("A", "B"))
+    if v.diff is None:
+        raise SystemExit(f"{v.why}: {NO_PREDICTIONS}")
+    print(text)
     print(f"A beats B: {v.label} ({v.why})")
     return 0
 

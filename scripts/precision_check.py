@@ -13,7 +13,7 @@ value, else the study's own run (``precision=auto``) where its env.json says it 
 train the missing one with e.g. ``python -m fer_lib train --dataset fer2013 --profile cpu
 -m head_gate=channel_sum --set precision=bf16 --seed 1``. Only seeds with both records are paired; the
 difference is bf16 - fp32 with the report's paired bootstrap, and a winner is named only by the report's
-rule (``evidence.winner``).
+rule (``evidence.verdict`` through ``claims.compare``, as on the ledger).
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fer_lib.claims import compare  # noqa: E402
 from fer_lib.cli import add_config_arguments, configs_from_args  # noqa: E402
 from fer_lib.engine import RunConfig, runs_dir  # noqa: E402
-from fer_lib.engine.evidence import paired_difference, winner  # noqa: E402
-from fer_lib.engine.predictions import correct_matrix  # noqa: E402
+from fer_lib.engine.evidence import CONTRADICTED, SUPPORTED  # noqa: E402
 from fer_lib.engine.records import RunRecord, load_record  # noqa: E402
+from fer_lib.report.results import accuracy  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -54,7 +55,7 @@ def main() -> int:
     print("| seed | fp32 test % | bf16 test % | fp32 run | bf16 run |\n|---|---|---|---|---|")
     for cfg in configs_from_args(args):
         found = {p: record_in(cfg, p) for p in PRECISIONS}
-        acc = {p: f"{100 * r.metrics['best_val']['test']['accuracy']:.2f}" if r else "-" for p, r in found.items()}
+        acc = {p: f"{accuracy(r):.2f}" if r else "-" for p, r in found.items()}
         ids = {p: f"`{r.id}`" if r else "not trained" for p, r in found.items()}
         print(f"| {cfg.seed} | {acc['fp32']} | {acc['bf16']} | {ids['fp32']} | {ids['bf16']} |")
         if all(found.values()):
@@ -62,17 +63,15 @@ def main() -> int:
     if not pairs:
         print("\nno seed has a record in both precisions: nothing to pair")
         return 1
-    correct = {p: correct_matrix([pair[p] for pair in pairs]) for p in PRECISIONS}
-    if any(c is None for c in correct.values()):
-        print("\na paired run lacks predictions.json: write it with scripts/cpu_study.py --predictions "
-              "(study runs) or fer_lib.engine.predictions.write_predictions")
+    text, v = compare([pair["bf16"] for pair in pairs], [pair["fp32"] for pair in pairs], +1, False, ("bf16", "fp32"))
+    if v.diff is None:
+        print(f"\n{v.why}: write it with scripts/cpu_study.py --predictions (study runs) "
+              "or fer_lib.engine.predictions.write_predictions")
         return 1
-    diff = paired_difference(correct["bf16"], correct["fp32"])
-    best = winner(correct)
-    seeds = f"seed{'s' if len(pairs) > 1 else ''} " + ", ".join(str(pair["fp32"].config.seed) for pair in pairs)
-    print(f"\nbf16 - fp32 = {diff.points:+.2f} points, 95 % interval [{diff.ci_low:+.2f}, {diff.ci_high:+.2f}] "
-          f"({seeds}; {diff.method})")
-    print(f"by the report's rule: {best + ' is more accurate' if best else 'no precision is more accurate beyond the noise'}")
+    best = {SUPPORTED: "bf16", CONTRADICTED: "fp32"}.get(v.label)  # the rule's verdict of "bf16 beats fp32"
+    print(f"\nbf16 - fp32: {text} ({v.diff.method})")
+    print(f"by the report's rule: {best + ' is more accurate' if best else 'no precision is more accurate beyond the noise'}"
+          f" ({v.why})")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 from types import SimpleNamespace
@@ -9,6 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from fer_lib.cli import add_config_arguments, configs_from_args
 from fer_lib.engine import RunConfig
 
 CFG = RunConfig(dataset="synthetic", model="resnet18", profile="smoke", seed=0)
@@ -42,7 +44,28 @@ def run(tmp_path, name: str, seed: int, right: np.ndarray, precision: str) -> Si
               "fingerprint": "f"}
     (folder / "predictions.json").write_text(json.dumps(stored))
     return SimpleNamespace(id=name, dir=folder, data={"fingerprint": "f"}, config=SimpleNamespace(seed=seed),
-                           env={"precision": precision})
+                           env={"precision": precision}, metrics={"best_val": {"test": {"accuracy": float(right.mean())}}})
+
+
+def test_precision_check_pairs_seeds_trained_in_both_and_names_no_winner_on_noise(script, monkeypatch, capsys, tmp_path) -> None:
+    check = script("precision_check")
+    argv = ["--dataset", "synthetic", "--profile", "smoke", "--model", "resnet18", "--seed", "0", "1", "-m", "head_gate=channel_sum"]
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    rng = np.random.default_rng(1)
+    stored = {}
+    for cfg in configs_from_args(parser.parse_args(argv)):
+        seed = cfg.seed
+        right = rng.random(2000) < 0.6
+        for precision, faces in (("fp32", right), ("bf16", np.roll(right, 1))):  # same accuracy, other faces
+            run_id = dataclasses.replace(cfg, overrides={"precision": precision}).id
+            stored[run_id] = run(tmp_path, run_id, seed, faces, precision)
+    monkeypatch.setattr(check, "load_record", lambda path: stored.get(path.name))
+    monkeypatch.setattr("sys.argv", ["precision_check.py", *argv])
+    assert check.main() == 0
+    out = capsys.readouterr().out
+    assert "on the same 2000 test faces, seeds 0, 1" in out
+    assert "no precision is more accurate beyond the noise" in out
 
 
 @pytest.mark.parametrize("a_right, verdict", [(0.9, "supported"), (0.5, "contradicted"), (None, "inconclusive")])
@@ -65,3 +88,13 @@ def test_paired_refuses_lists_of_different_lengths(script, monkeypatch) -> None:
     monkeypatch.setattr("sys.argv", ["paired.py", "a0", "a1", "--vs", "b0"])
     with pytest.raises(SystemExit, match="pair them one to one"):
         script("paired").main()
+
+
+def test_paired_says_how_to_write_missing_predictions(script, monkeypatch, tmp_path) -> None:
+    paired = script("paired")
+    stored = {name: run(tmp_path, name, 0, np.ones(10, dtype=bool), "fp32") for name in ("a0", "b0")}
+    (stored["b0"].dir / "predictions.json").unlink()
+    monkeypatch.setattr(paired, "load_record", lambda path: stored.get(path.name))
+    monkeypatch.setattr("sys.argv", ["paired.py", "a0", "--vs", "b0"])
+    with pytest.raises(SystemExit, match="write_predictions"):
+        paired.main()
