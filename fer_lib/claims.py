@@ -90,11 +90,12 @@ def _accuracy_words(records: Iterable[Any]) -> str:
 
 
 def compare(a: Sequence[Any] | None, b: Sequence[Any] | None, direction: int, smoke: bool, names: tuple[str, str],
-             untestable: str | None = None) -> tuple[str, evidence.Verdict]:
+             untestable: str | None = None, note_precision: bool = True) -> tuple[str, evidence.Verdict]:
     """Our evidence text and the verdict of "a beats b" (direction +1) from two configs' records.
 
     ``a``, ``b``: records in seed order, paired by position (None: not trained); also the one home of this
-    comparison for ``scripts/paired.py`` and ``scripts/precision_check.py``."""
+    comparison for ``scripts/paired.py`` and ``scripts/precision_check.py``. ``note_precision``: name the seeds
+    whose pair mixes precisions (off where precision is what is compared)."""
     paired = None if untestable else _paired(a, b)
     if isinstance(paired, str) or paired is None:
         why = untestable or paired
@@ -109,7 +110,7 @@ def compare(a: Sequence[Any] | None, b: Sequence[Any] | None, direction: int, sm
     diff = evidence.paired_difference(ca, cb)
     text = (f"{names[0]} {100 * ca.mean():.2f} % vs {names[1]} {100 * cb.mean():.2f} % on the same {diff.n_faces} test faces, "
             f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}: {diff.points:+.2f} points "
-            f"[{diff.ci_low:+.2f}, {diff.ci_high:+.2f}]{precision_note(xs, ys)}")
+            f"[{diff.ci_low:+.2f}, {diff.ci_high:+.2f}]{precision_note(xs, ys) if note_precision else ''}")
     return text, evidence.verdict(diff, direction, smoke=smoke)
 
 

@@ -18,10 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fer_lib.claims import compare  # noqa: E402
 from fer_lib.engine import runs_dir  # noqa: E402
+from fer_lib.engine.predictions import HOW_TO_WRITE  # noqa: E402
 from fer_lib.engine.records import RunRecord, load_record  # noqa: E402
-
-NO_PREDICTIONS = ("write it with scripts/cpu_study.py --predictions (study runs) "
-                  "or fer_lib.engine.predictions.write_predictions")
 
 
 def records(ids: list[str]) -> list[RunRecord]:
@@ -47,7 +45,7 @@ def main() -> int:
             print(f"note: {x.id} (seed {x.config.seed}) is paired with {y.id} (seed {y.config.seed})")
     text, v = compare(xs, ys, +1, False, ("A", "B"))
     if v.diff is None:
-        raise SystemExit(f"{v.why}: {NO_PREDICTIONS}")
+        raise SystemExit(f"{v.why}: {HOW_TO_WRITE}")
     print(text)
     print(f"A beats B: {v.label} ({v.why})")
     return 0

@@ -29,6 +29,7 @@ from fer_lib.claims import compare  # noqa: E402
 from fer_lib.cli import add_config_arguments, configs_from_args  # noqa: E402
 from fer_lib.engine import RunConfig, runs_dir  # noqa: E402
 from fer_lib.engine.evidence import CONTRADICTED, SUPPORTED  # noqa: E402
+from fer_lib.engine.predictions import HOW_TO_WRITE  # noqa: E402
 from fer_lib.engine.records import RunRecord, load_record  # noqa: E402
 from fer_lib.report.results import accuracy  # noqa: E402
 
@@ -63,10 +64,10 @@ def main() -> int:
     if not pairs:
         print("\nno seed has a record in both precisions: nothing to pair")
         return 1
-    text, v = compare([pair["bf16"] for pair in pairs], [pair["fp32"] for pair in pairs], +1, False, ("bf16", "fp32"))
+    text, v = compare([pair["bf16"] for pair in pairs], [pair["fp32"] for pair in pairs], +1, False, ("bf16", "fp32"),
+                      note_precision=False)  # every pair mixes precisions: that is the comparison
     if v.diff is None:
-        print(f"\n{v.why}: write it with scripts/cpu_study.py --predictions (study runs) "
-              "or fer_lib.engine.predictions.write_predictions")
+        print(f"\n{v.why}: {HOW_TO_WRITE}")
         return 1
     best = {SUPPORTED: "bf16", CONTRADICTED: "fp32"}.get(v.label)  # the rule's verdict of "bf16 beats fp32"
     print(f"\nbf16 - fp32: {text} ({v.diff.method})")

@@ -66,6 +66,22 @@ def test_precision_check_pairs_seeds_trained_in_both_and_names_no_winner_on_nois
     out = capsys.readouterr().out
     assert "on the same 2000 test faces, seeds 0, 1" in out
     assert "no precision is more accurate beyond the noise" in out
+    assert "pair bf16 with fp32" not in out  # every pair mixes precisions: saying so is no information
+
+
+def test_precision_check_says_how_to_write_missing_predictions(script, monkeypatch, capsys, tmp_path) -> None:
+    check = script("precision_check")
+    cfg = dataclasses.replace(CFG, model="daf_mhsca", model_options={"head_gate": "channel_sum"})
+    stored = {}
+    for precision in ("fp32", "bf16"):
+        run_id = dataclasses.replace(cfg, overrides={"precision": precision}).id
+        stored[run_id] = run(tmp_path, run_id, 0, np.ones(10, dtype=bool), precision)
+        (stored[run_id].dir / "predictions.json").unlink()
+    monkeypatch.setattr(check, "load_record", lambda path: stored.get(path.name))
+    monkeypatch.setattr("sys.argv", ["precision_check.py", "--dataset", "synthetic", "--profile", "smoke", "--seed", "0"])
+    assert check.main() == 1
+    from fer_lib.engine.predictions import HOW_TO_WRITE
+    assert HOW_TO_WRITE in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("a_right, verdict", [(0.9, "supported"), (0.5, "contradicted"), (None, "inconclusive")])
