@@ -130,11 +130,15 @@ def step_speed(cfg, data, steps: int = 2) -> float:
 
 
 def trained_here(precision: str, threads: int) -> list:
-    """The finished cpu records trained on this CPU (same name) at ``precision`` and ``threads`` torch threads."""
+    """The finished cpu records trained on this CPU at ``precision`` and ``threads`` torch threads: same model name
+    and, where the record has it, the same instruction set (``cpu_capability``; records made before it was kept
+    match by name alone)."""
     here = (cpu_name(), precision, threads)
+    capability = torch.backends.cpu.get_cpu_capability()
     records = (load_record(run_dir) for run_dir in sorted(runs_dir().glob("*/")))
     return [r for r in records if r is not None and r.env.get("device") == "cpu"
-            and (r.env.get("cpu"), r.env.get("precision"), r.env.get("torch_threads")) == here]
+            and (r.env.get("cpu"), r.env.get("precision"), r.env.get("torch_threads")) == here
+            and r.env.get("cpu_capability", capability) == capability]
 
 
 def recorded_speed(cfg, records: list) -> float | None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 from fer_lib.data import load_dataset
 from fer_lib.engine import RunConfig
@@ -59,13 +60,15 @@ def test_recorded_speed_is_the_median_of_like_runs_trained_on_this_cpu(script, m
 
     records = {"a": record(here, [10.0, 30.0, 31.0]), "b": record(here, [32.0]),  # like runs here: median 30.5
                "c": record({**here, "torch_threads": 1}, [5.0]), "d": record({**here, "precision": "bf16"}, [99.0]),
-               "e": record(here, [1.0], model="dan"), "f": record(here, [1.0], image_size=224)}
+               "e": record(here, [1.0], model="dan"), "f": record(here, [1.0], image_size=224),
+               "g": record({**here, "cpu_capability": "not this one"}, [7.0]),  # same name, another instruction set
+               "h": record({**here, "cpu_capability": torch.backends.cpu.get_cpu_capability()}, [30.5])}
     for name in records:
         (tmp_path / name).mkdir()
     monkeypatch.setattr(study, "runs_dir", lambda: tmp_path)
     monkeypatch.setattr(study, "load_record", lambda path: records[path.name])
     here_fp32 = study.trained_here("fp32", 2)
-    assert here_fp32 == [records[name] for name in "abef"]  # other threads and precisions are other speeds
+    assert here_fp32 == [records[name] for name in "abefh"]  # other threads, precisions and instruction sets: other speeds
     assert study.recorded_speed(SMOKE, here_fp32) == pytest.approx(30.5)  # and other models and sizes too
     assert study.recorded_speed(SMOKE, study.trained_here("fp32", 4)) is None  # never trained so here: time a step
 

@@ -111,6 +111,8 @@ def machine(device: torch.device | str = "cpu") -> dict[str, Any]:
     return {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "cpu": cpu_name(),
+        # one model name covers CPUs of several speeds ("AMD EPYC": AVX2-only and AVX-512 with bf16)
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
