@@ -16,10 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fer_lib.report.build import claims_ledger  # noqa: E402
 from fer_lib.report.plan import make_plan  # noqa: E402
-
-
-def cell(text: str) -> str:
-    return text.replace("|", "/").replace("\n", " ")
+from fer_lib.report.readme import cell  # noqa: E402
 
 
 def main() -> None:
@@ -30,8 +27,7 @@ def main() -> None:
     rows = claims_ledger(make_plan(args.profile, args.datasets, no_train=True))
     print("| claim | source | ours | verdict | why |\n|---|---|---|---|---|")
     for row in rows:
-        claim = f"{row.claim} (our addition)" if row.extra else row.claim
-        print(f"| {cell(claim)} | {cell(row.source)} | {cell(row.ours)} | {row.verdict} | {cell(row.why)} |")
+        print(f"| {cell(row.claim)} | {cell(row.source)} | {cell(row.ours)} | {row.verdict} | {cell(row.why)} |")
 
 
 if __name__ == "__main__":

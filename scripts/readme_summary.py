@@ -1,49 +1,56 @@
-"""Copy a built report's summary table (results/report/<profile>/summary.md) into README.md, with the
-date, machine and command of that build, between the markers of its section.
+"""Write one of README.md's generated blocks (``fer_lib.report.readme``): a built report's summary table, or
+the claims ledger's judged rows from the records at hand.
 
-    python scripts/readme_summary.py [--profile cpu]
+    python scripts/readme_summary.py [--profile cpu]                       # the built report's summary.md
+    python scripts/readme_summary.py --ledger --datasets fer2013 ferplus   # the ledger's judged claims, in seconds
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import re
+import sys
 from pathlib import Path
+from typing import Sequence
 
-from fer_lib import PROJECT_ROOT
-from fer_lib.report.plan import REPORT_DIR
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def section(report_dir: Path) -> str:
-    """The README block: where the table comes from, then the table exactly as the report wrote it."""
-    meta = json.loads((report_dir / "build.json").read_text())
-    failed = [stem for stem, state in meta.get("pages", {}).items() if state != "ok"]
-    lines = [f"Built {meta['started (UTC)']} UTC in {meta['duration']} on {meta['machine']}, with `{meta['command']}`.",
-             f"Scope: {meta['scope']}.", ""]
-    if failed:
-        lines += [f"Pages that did not render in this build: {', '.join(failed)}.", ""]
-    return "\n".join(lines) + "\n" + (report_dir / "summary.md").read_text()  # a blank line before the table
+from fer_lib import PROJECT_ROOT  # noqa: E402
+from fer_lib.report.plan import REPORT_DIR  # noqa: E402
+from fer_lib.report.readme import ledger_section, replace_block, require_markers, summary_section  # noqa: E402
 
 
 def update_readme(readme: Path, profile: str, report_dir: Path) -> None:
-    """Replace what stands between ``<!-- summary:PROFILE:start -->`` and its end marker with :func:`section`."""
-    start, end = f"<!-- summary:{profile}:start -->", f"<!-- summary:{profile}:end -->"
-    text = readme.read_text()
-    if start not in text or end not in text:
-        raise SystemExit(f"{readme.name} has no {start} ... {end} markers: add them where the table should go")
+    """Replace the ``summary:PROFILE`` block with the summary of the build in ``report_dir``."""
+    require_markers(readme, f"summary:{profile}")
     if not (report_dir / "build.json").exists():
         raise SystemExit(f"{report_dir} holds no finished build: run ./run_all.sh --profile {profile} first")
-    block = f"{start}\n{section(report_dir)}{end}"
-    readme.write_text(re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: block, text, flags=re.S))
+    replace_block(readme, f"summary:{profile}", summary_section(report_dir))
+
+
+def update_ledger(readme: Path, profile: str, datasets: Sequence[str] | None) -> None:
+    """Replace the ``ledger:PROFILE`` block with the ledger judged from the records at hand (nothing is trained)."""
+    from fer_lib.report.build import claims_ledger  # imports the notebooks' machinery: only where it is needed
+    from fer_lib.report.plan import make_plan
+
+    require_markers(readme, f"ledger:{profile}")
+    rows = claims_ledger(make_plan(profile, datasets, no_train=True))
+    command = f"python scripts/readme_summary.py --ledger --profile {profile}" + (f" --datasets {' '.join(datasets)}" if datasets else "")
+    replace_block(readme, f"ledger:{profile}", ledger_section(rows, command))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="cpu")
+    parser.add_argument("--ledger", action="store_true", help="write the ledger's judged claims, not a build's summary")
+    parser.add_argument("--datasets", nargs="+", default=None, help="with --ledger: the datasets judged (default: the profile's)")
     args = parser.parse_args()
-    update_readme(PROJECT_ROOT / "README.md", args.profile, REPORT_DIR / args.profile)
-    print(f"README.md: {args.profile} summary updated from {REPORT_DIR / args.profile}")
+    readme = PROJECT_ROOT / "README.md"
+    if args.ledger:
+        update_ledger(readme, args.profile, args.datasets)
+        print(f"README.md: the {args.profile} ledger's judged claims, from the records under results/runs/")
+    else:
+        update_readme(readme, args.profile, REPORT_DIR / args.profile)
+        print(f"README.md: {args.profile} summary updated from {REPORT_DIR / args.profile}")
 
 
 if __name__ == "__main__":

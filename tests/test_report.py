@@ -490,3 +490,24 @@ def test_a_dataset_registered_in_its_own_module_is_listed_found_planned_and_repo
     _, _, index = tables.table3_frames(report_plan, outcomes)
     assert index.rows[-1]["Dataset"] == "TinyFaces" and index.rows[-1][tables.MEAN] == "60.00"  # reported
     assert len(index.rows) == len(plan.PAPER_DATASETS) + 1
+
+
+def test_readme_ledger_block_lists_judged_claims_and_counts_the_rest(tmp_path: Path) -> None:
+    from fer_lib.report import readme
+
+    def row(claim: str, verdict: str, extra: bool = False) -> claims.Row:
+        return claims.Row(claim=claim, source="Table 4", page="02", ours=f"ours | {claim}", verdict=verdict, why="w", extra=extra)
+
+    rows = [row("a", evidence.CONTRADICTED, extra=True), row("b", evidence.INCONCLUSIVE), row("c", evidence.PENDING),
+            row("d", evidence.UNTESTABLE), row("e", evidence.UNTESTABLE), row("f", evidence.SUPPORTED)]
+    block = readme.ledger_section(rows, "cmd")
+    table = [line for line in block.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert table == ["| a | ours / a | contradicted |", f"| b | ours / b | {evidence.INCONCLUSIVE} |",
+                     "| f | ours / f | supported |"]  # judged rows only, in the ledger's order, pipes escaped
+    assert f"Other claims: 2 {evidence.UNTESTABLE}; 1 {evidence.PENDING}." in block  # in evidence.LABELS' order
+    target = tmp_path / "README.md"
+    target.write_text("x\n<!-- ledger:cpu:start -->\nold\n<!-- ledger:cpu:end -->\ny\n")
+    readme.replace_block(target, "ledger:cpu", block)
+    assert target.read_text() == f"x\n<!-- ledger:cpu:start -->\n{block}<!-- ledger:cpu:end -->\ny\n"
+    with pytest.raises(SystemExit, match="no <!-- ledger:paper:start -->"):
+        readme.replace_block(target, "ledger:paper", block)
