@@ -502,8 +502,8 @@ def test_readme_ledger_block_lists_judged_claims_and_counts_the_rest(tmp_path: P
             row("d", evidence.UNTESTABLE), row("e", evidence.UNTESTABLE), row("f", evidence.SUPPORTED)]
     block = readme.ledger_section(rows, "cmd")
     table = [line for line in block.splitlines() if line.startswith("| ") and "---" not in line][1:]
-    assert table == ["| a | ours / a | contradicted |", f"| b | ours / b | {evidence.INCONCLUSIVE} |",
-                     "| f | ours / f | supported |"]  # judged rows only, in the ledger's order, pipes escaped
+    assert table == ["| a | ours / a | contradicted | w |", f"| b | ours / b | {evidence.INCONCLUSIVE} | w |",
+                     "| f | ours / f | supported | w |"]  # judged rows only, in the ledger's order, pipes escaped
     assert f"Other claims: 2 {evidence.UNTESTABLE}; 1 {evidence.PENDING}." in block  # in evidence.LABELS' order
     target = tmp_path / "README.md"
     target.write_text("x\n<!-- ledger:cpu:start -->\nold\n<!-- ledger:cpu:end -->\ny\n")

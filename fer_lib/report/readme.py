@@ -58,10 +58,10 @@ def ledger_section(rows: Sequence[Row], command: str) -> str:
     judged = [r for r in rows if r.verdict in JUDGED]
     rest = Counter(r.verdict for r in rows if r.verdict not in JUDGED)
     lines = [f"Generated from the committed records by `{command}`; the report's index carries the whole ledger, "
-             "with the reason for each verdict.", "", "| claim | ours | verdict |", "|---|---|---|"]
-    lines += [f"| {cell(r.claim)} | {cell(r.ours)} | {r.verdict} |" for r in judged]
+             "with the page that shows each claim.", "", "| claim | ours | verdict | why |", "|---|---|---|---|"]
+    lines += [f"| {cell(r.claim)} | {cell(r.ours)} | {r.verdict} | {cell(r.why)} |" for r in judged]
     if not judged:
-        lines.append("| no claim judged yet | | |")
+        lines.append("| no claim judged yet | | | |")
     if rest:
         lines += ["", "Other claims: " + "; ".join(f"{rest[label]} {label}" for label in evidence.LABELS if rest[label]) + "."]
     return "\n".join(lines) + "\n"
