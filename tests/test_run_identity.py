@@ -44,3 +44,14 @@ def test_the_recipe_defaults_to_the_profiles() -> None:
     assert RunConfig(dataset="fer2013", profile="cpu").recipe == "scratch"
     assert RunConfig(dataset="fer2013", profile="paper").recipe == "paper"
     assert RunConfig(dataset="fer2013", profile="cpu") == RunConfig(dataset="fer2013", profile="cpu", recipe="scratch")
+
+
+def test_a_record_names_the_cpu_instruction_set_one_model_name_hides() -> None:
+    import torch
+
+    from fer_lib.engine.records import machine, run_hardware
+
+    assert machine()["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    env = {"device": "cpu", "cpu": "AMD EPYC", "cpu_count": 2, "torch_threads": 2}
+    assert run_hardware(env) == "CPU AMD EPYC, 2 cores, 2 torch threads"  # records made before the field
+    assert run_hardware({**env, "cpu_capability": "AVX512"}) == "CPU AMD EPYC (AVX512), 2 cores, 2 torch threads"

@@ -268,4 +268,5 @@ def run_hardware(env: dict[str, Any] | None) -> str:
         return f"GPU {device}{world}"
     cores = f", {env['cpu_count']} cores" if env.get("cpu_count") else ""
     threads = f", {env['torch_threads']} torch thread{'s' if env['torch_threads'] != 1 else ''}" if env.get("torch_threads") else ""
-    return f"CPU {env.get('cpu', '?')}{cores}{threads}{world}"
+    capability = f" ({env['cpu_capability']})" if env.get("cpu_capability") else ""
+    return f"CPU {env.get('cpu', '?')}{capability}{cores}{threads}{world}"
