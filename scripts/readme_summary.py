@@ -16,12 +16,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fer_lib import PROJECT_ROOT  # noqa: E402
 from fer_lib.report.plan import REPORT_DIR  # noqa: E402
-from fer_lib.report.readme import ledger_section, replace_block, require_markers, summary_section  # noqa: E402
+from fer_lib.report.readme import ledger_block, read_block, replace_block, summary_section  # noqa: E402
 
 
 def update_readme(readme: Path, profile: str, report_dir: Path) -> None:
     """Replace the ``summary:PROFILE`` block with the summary of the build in ``report_dir``."""
-    require_markers(readme, f"summary:{profile}")
+    read_block(readme, f"summary:{profile}")  # missing markers are said before a missing build
     if not (report_dir / "build.json").exists():
         raise SystemExit(f"{report_dir} holds no finished build: run ./run_all.sh --profile {profile} first")
     replace_block(readme, f"summary:{profile}", summary_section(report_dir))
@@ -29,13 +29,8 @@ def update_readme(readme: Path, profile: str, report_dir: Path) -> None:
 
 def update_ledger(readme: Path, profile: str, datasets: Sequence[str] | None) -> None:
     """Replace the ``ledger:PROFILE`` block with the ledger judged from the records at hand (nothing is trained)."""
-    from fer_lib.report.build import claims_ledger  # imports the notebooks' machinery: only where it is needed
-    from fer_lib.report.plan import make_plan
-
-    require_markers(readme, f"ledger:{profile}")
-    rows = claims_ledger(make_plan(profile, datasets, no_train=True))
-    command = f"python scripts/readme_summary.py --ledger --profile {profile}" + (f" --datasets {' '.join(datasets)}" if datasets else "")
-    replace_block(readme, f"ledger:{profile}", ledger_section(rows, command))
+    read_block(readme, f"ledger:{profile}")  # missing markers are said before the ledger's seconds of work
+    replace_block(readme, f"ledger:{profile}", ledger_block(profile, datasets))
 
 
 def main() -> None:

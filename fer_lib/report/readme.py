@@ -25,20 +25,25 @@ def markers(name: str) -> tuple[str, str]:
     return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
 
 
-def require_markers(readme: Path, name: str) -> None:
-    """Stop with a message where ``readme`` lacks the block's markers."""
+def _pattern(name: str) -> re.Pattern[str]:
     start, end = markers(name)
-    text = readme.read_text()
-    if start not in text or end not in text:
+    return re.compile(re.escape(start) + r"\n(.*?)" + re.escape(end), re.S)
+
+
+def read_block(readme: Path, name: str) -> str:
+    """What stands between the markers of ``name`` in ``readme``; stops with a message where they are missing."""
+    found = _pattern(name).search(readme.read_text())
+    if found is None:
+        start, end = markers(name)
         raise SystemExit(f"{readme.name} has no {start} ... {end} markers: add them where the block should go")
+    return found.group(1)
 
 
 def replace_block(readme: Path, name: str, block: str) -> None:
     """Replace what stands between the markers of ``name`` in ``readme`` with ``block``."""
-    require_markers(readme, name)
+    read_block(readme, name)  # the markers' check
     start, end = markers(name)
-    new = f"{start}\n{block}{end}"
-    readme.write_text(re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: new, readme.read_text(), flags=re.S))
+    readme.write_text(_pattern(name).sub(lambda _: f"{start}\n{block}{end}", readme.read_text()))
 
 
 def summary_section(report_dir: Path) -> str:
@@ -50,6 +55,19 @@ def summary_section(report_dir: Path) -> str:
     if failed:
         lines += [f"Pages that did not render in this build: {', '.join(failed)}.", ""]
     return "\n".join(lines) + "\n" + (report_dir / "summary.md").read_text()  # a blank line before the table
+
+
+def ledger_command(profile: str, datasets: Sequence[str] | None) -> str:
+    """The command that writes the ``ledger:PROFILE`` block."""
+    return f"python scripts/readme_summary.py --ledger --profile {profile}" + (f" --datasets {' '.join(datasets)}" if datasets else "")
+
+
+def ledger_block(profile: str, datasets: Sequence[str] | None) -> str:
+    """The ``ledger:PROFILE`` block judged from the records at hand (nothing is trained)."""
+    from fer_lib.report.build import claims_ledger  # imports the notebooks' machinery: only where it is needed
+    from fer_lib.report.plan import make_plan
+
+    return ledger_section(claims_ledger(make_plan(profile, datasets, no_train=True)), ledger_command(profile, datasets))
 
 
 def ledger_section(rows: Sequence[Row], command: str) -> str:
