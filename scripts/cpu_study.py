@@ -4,7 +4,7 @@
     nohup .venv/bin/python scripts/cpu_study.py --threads 1 > study-0.log 2>&1 &   # a worker
     nohup .venv/bin/python scripts/cpu_study.py --threads 1 > study-1.log 2>&1 &   # a second one
     .venv/bin/python scripts/cpu_study.py --threads 2 --hours 2.5   # one worker (AVX2-only CPUs); only runs that finish within 2.5 h
-    .venv/bin/python scripts/cpu_study.py --threads 2 --auto-precision fp32   # a bf16 CPU, the study kept in fp32
+    .venv/bin/python scripts/cpu_study.py --threads 2 --auto-precision fp32   # every run in fp32, whatever its pair
 
 The queue is the cpu report's own plan (``fer_lib.report.plan.planned_configs``), ordered so that the first
 records answer the most: seed 0 of DAF-MHSCA and of its ResNet18 control on each dataset, their seeds 1-2
@@ -16,7 +16,10 @@ starts again, and says so). On 2 Xeon cores with AMX two 1-thread workers train 
 1.5x as many images per second as one 2-thread worker; on 2 AVX2-only EPYC cores no more than it, so run one
 2-thread worker there (docs/engine.md). Records land in results/runs/<id>/,
 with ``predictions.json`` (the test faces each run got right, for the report's paired intervals) written
-from the run's checkpoints when it finishes; ``--predictions`` writes it for finished runs that lack it.
+from the run's checkpoints when it finishes. Precision (``--auto-precision paired``, the default): a run trains in the
+precision of the full model's record of its dataset and seed, the run the ledger pairs it with, so that a paired
+difference does not mix precisions; the full model itself, and a run whose partner is not recorded yet, in the
+machine's default (bf16 where the CPU has it). ``--predictions`` writes it for finished runs that lack it.
 Only a person commits: each finished run, and ``--list``, print the command that commits the records git
 does not track yet (a cut session leaves them untracked).
 """
@@ -94,6 +97,33 @@ def priority(cfg) -> tuple:
 
 def queue() -> list:
     return sorted(planned_configs("cpu", list(DATASETS)), key=priority)
+
+
+def partner(cfg, runs: list):
+    """The full model of ``cfg``'s dataset and seed in ``runs``: the run the ledger pairs ``cfg`` with (Table 4's
+    rows, the control, the sweeps and the baselines are all differences from it); None for that run itself."""
+    if role(cfg)[0] == "full":
+        return None
+    return next((c for c in runs if role(c)[0] == "full" and (c.dataset, c.seed) == (cfg.dataset, cfg.seed)), None)
+
+
+def paired_precision(cfg, runs: list) -> str | None:
+    """The precision ``cfg``'s partner (:func:`partner`) trained in, from its record; None where ``cfg`` is the full
+    model or its partner has no record yet (the machine's default then)."""
+    full = partner(cfg, runs)
+    record = load_record(runs_dir() / full.id) if full is not None else None
+    return record.env.get("precision") if record is not None else None
+
+
+def set_auto_precision(cfg, runs: list, choice: str) -> str:
+    """Set ``$FER_AUTO_PRECISION`` for ``cfg`` (``choice``: fp32, bf16, or paired: :func:`paired_precision`, else
+    the machine's default) and return the precision ``cfg`` will train in."""
+    chosen = paired_precision(cfg, runs) if choice == "paired" else choice
+    if chosen:
+        os.environ[AUTO_ENV] = chosen
+    else:
+        os.environ.pop(AUTO_ENV, None)
+    return resolve_precision(cfg.plan.precision, torch.device("cpu"))[0]
 
 
 def claim(cfg) -> bool:
@@ -180,7 +210,7 @@ def listed_hours(cfg, records: list, n_train: int, epochs: int) -> tuple[str, fl
     return f"{mark}{hours:.1f} h", hours
 
 
-def list_queue(runs: list, threads: int) -> None:
+def list_queue(runs: list, threads: int, choice: str = "paired") -> None:
     """Print the queue with each run's state and, for runs left, its estimate on this CPU; then the total left."""
     n_train: dict[str, int] = {}
     left, hours, unknown = 0, 0.0, 0
@@ -193,12 +223,12 @@ def list_queue(runs: list, threads: int) -> None:
         if state != "done":
             if cfg.dataset not in n_train:
                 n_train[cfg.dataset] = len(load_dataset(cfg.plan.dataset, **cfg.plan.data_options).indices("train"))
-            precision = resolve_precision(cfg.plan.precision, torch.device("cpu"))[0]
+            precision = set_auto_precision(cfg, runs, choice)
             if precision not in records:
                 records[precision] = trained_here(precision, threads)
             estimate, h = listed_hours(cfg, records[precision], n_train[cfg.dataset], epochs_left(cfg))
             left, hours, unknown = left + 1, hours + (h or 0.0), unknown + (h is None)
-        print(f"{i:3d} tier {priority(cfg)[0]}  {state:11s} {estimate:>8s}  {cfg.id}  {cfg.model} {cfg.model_options or ''}"
+        print(f"{i:3d} tier {priority(cfg)[0]}  {state:11s} {estimate:>8s}  {precision if state != 'done' else '':4s}  {cfg.id}  {cfg.model} {cfg.model_options or ''}"
               f"{cfg.loss_options or ''} seed {cfg.seed}")
     print(f"[study] {left} runs left: about {hours:.0f} h for the {left - unknown} with an estimate (records on this CPU "
           f"at {threads} torch threads, one worker; ablations bounded by the full model), {unknown} without one")
@@ -243,19 +273,19 @@ def main() -> int:
     parser.add_argument("--predictions", action="store_true", help="write predictions.json of finished runs lacking it; train nothing")
     parser.add_argument("--hours", type=float, default=None,
                         help="start a run only if its estimate (the speed its like runs trained at here, else a timed step) "
-                             "ends within this many hours of the worker's start")
-    parser.add_argument("--auto-precision", choices=("fp32", "bf16"), default=None,
-                        help="what precision=auto trains in (sets $FER_AUTO_PRECISION; default: bf16 where the CPU has "
-                             "native bfloat16, else fp32); fp32 keeps the study's DAF-MHSCA runs in the precision most of "
-                             "them trained in (docs/engine.md)")
+                             "ends within this many hours of the worker's start; a run that would not is skipped for the "
+                             "next that fits")
+    parser.add_argument("--auto-precision", choices=("paired", "fp32", "bf16"), default="paired",
+                        help="what precision=auto trains in (sets $FER_AUTO_PRECISION per run): paired (default) the "
+                             "precision of the full model's record of the run's dataset and seed, the run the ledger "
+                             "pairs it with, else the machine's default (bf16 where the CPU has native bfloat16); "
+                             "fp32 or bf16 for every run (docs/engine.md)")
     args = parser.parse_args()
-    if args.auto_precision:
-        os.environ[AUTO_ENV] = args.auto_precision
     runs = queue()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.list:
-        list_queue(runs, torch.get_num_threads())
+        list_queue(runs, torch.get_num_threads(), args.auto_precision)
         return 0
     if args.predictions:
         for cfg in runs:
@@ -267,9 +297,9 @@ def main() -> int:
     for cfg in runs:
         if load_record(runs_dir() / cfg.id) is not None or not claim(cfg):
             continue
+        precision = set_auto_precision(cfg, runs, args.auto_precision)
         if deadline is not None:
             data = load_dataset(cfg.plan.dataset, **cfg.plan.data_options)
-            precision = resolve_precision(cfg.plan.precision, torch.device("cpu"))[0]
             speed = recorded_speed(cfg, trained_here(precision, torch.get_num_threads()))
             source = "as such runs trained here before"
             if speed is None:
@@ -278,11 +308,11 @@ def main() -> int:
             estimate = f"needs about {need / 3600:.1f} h at {speed:.1f} img/s ({source})"
             if time.time() + need > deadline:
                 print(f"[study] {cfg.id}: {estimate}, more than the {max(0.0, deadline - time.time()) / 3600:.1f} h "
-                      "left (--hours); stopping before it starts", flush=True)
-                break
+                      "left (--hours); skipped, the next that fits trains", flush=True)
+                continue
             print(f"[study] {cfg.id}: {estimate}", flush=True)
         t0 = time.time()
-        print(f"[study] {cfg.id} ({cfg.model} {cfg.model_options} {cfg.loss_options} seed {cfg.seed})", flush=True)
+        print(f"[study] {cfg.id} ({cfg.model} {cfg.model_options} {cfg.loss_options} seed {cfg.seed}, {precision})", flush=True)
         run = get_run(cfg, progress=False)
         predict(run)
         print(f"[study] {cfg.id} done in {(time.time() - t0) / 60:.1f} min: test "

@@ -46,7 +46,7 @@ def test_hours_stops_before_a_run_that_cannot_finish(script, monkeypatch, capsys
     monkeypatch.setattr(sys, "argv", ["cpu_study.py", "--hours", "1"])
     assert study.main() == 0
     assert started == ([SMOKE.id] if trains else [])
-    assert ("stopping before it starts" in capsys.readouterr().out) is not trains
+    assert ("skipped, the next that fits trains" in capsys.readouterr().out) is not trains
 
 
 def test_recorded_speed_is_the_median_of_like_runs_trained_on_this_cpu(script, monkeypatch, tmp_path) -> None:
@@ -144,3 +144,48 @@ def test_records_git_does_not_track_are_named_with_the_command_that_commits_them
     outside.mkdir()
     (outside / "metrics.json").write_text("{}")
     assert study.uncommitted([outside]) == []  # not a git checkout: nothing to say
+
+
+def test_hours_skips_a_run_that_cannot_finish_for_the_next_that_can(script, monkeypatch) -> None:
+    study = script("cpu_study")
+    slow, fast = SMOKE, RunConfig(dataset="synthetic", model="resnet18", profile="smoke", seed=1)
+    started = []
+    monkeypatch.setattr(study, "queue", lambda: [slow, fast])
+    monkeypatch.setattr(study, "load_record", lambda path: None)
+    monkeypatch.setattr(study, "claim", lambda cfg: True)
+    monkeypatch.setattr(study, "load_dataset", lambda name, **options: tiny())
+    monkeypatch.setattr(study, "trained_here", lambda precision, threads: [])
+    monkeypatch.setattr(study, "step_speed", lambda cfg, data: 1e-3 if cfg is slow else 1e9)
+    monkeypatch.setattr(study, "predict", lambda run: None)
+    fake = SimpleNamespace(metrics={"best_val": {"test": {"accuracy": 0.5}}}, dir=Path("results/runs") / fast.id)
+    monkeypatch.setattr(study, "get_run", lambda cfg, progress: started.append(cfg.id) or fake)
+    monkeypatch.setattr(sys, "argv", ["cpu_study.py", "--hours", "1"])
+    assert study.main() == 0
+    assert started == [fast.id]
+
+
+def test_paired_precision_follows_the_full_model_of_the_same_dataset_and_seed(script, monkeypatch) -> None:
+    """Both sides of a paired difference train alike: an ablation, the control or a sweep takes the precision
+    its dataset's and seed's full-model record trained in; without that record, the machine's default."""
+    study = script("cpu_study")
+    runs = study.queue()
+    fulls = {(c.dataset, c.seed): c for c in runs if study.role(c)[0] == "full"}
+    recorded = {fulls[("fer2013", 1)].id: "fp32", fulls[("fer2013", 0)].id: "bf16"}
+    monkeypatch.setattr(study, "load_record", lambda path: SimpleNamespace(env={"precision": recorded[path.name]})
+                        if path.name in recorded else None)
+    monkeypatch.delenv(study.AUTO_ENV, raising=False)
+    by_kind = {(c.dataset, c.seed, study.role(c)): c for c in runs}
+    removal_1, removal_0 = by_kind[("fer2013", 1, ("removal", 0))], by_kind[("fer2013", 0, ("removal", 0))]
+    assert study.partner(removal_1, runs) is fulls[("fer2013", 1)]
+    assert study.partner(fulls[("fer2013", 1)], runs) is None
+    assert study.paired_precision(removal_1, runs) == "fp32" and study.paired_precision(removal_0, runs) == "bf16"
+    assert study.paired_precision(by_kind[("fer2013", 1, ("control", 0))], runs) == "fp32"
+    assert study.paired_precision(by_kind[("ferplus", 0, ("control", 0))], runs) is None  # partner not recorded
+    try:
+        assert study.set_auto_precision(removal_1, runs, "paired") == "fp32"
+        assert study.os.environ[study.AUTO_ENV] == "fp32"
+        assert study.set_auto_precision(removal_0, runs, "fp32") == "fp32"  # a fixed choice overrides the pair
+        study.set_auto_precision(fulls[("ferplus", 0)], runs, "paired")
+        assert study.AUTO_ENV not in study.os.environ  # no partner: the machine's default
+    finally:
+        monkeypatch.delenv(study.AUTO_ENV, raising=False)
