@@ -44,6 +44,21 @@ def test_seeded_and_options() -> None:
         load_dataset("synthetic", num_classes=5)
 
 
+def test_drawn_once_then_read_from_the_cache_with_the_same_faces_and_fingerprint(tmp_path, monkeypatch) -> None:
+    """A report checks every record's data: the faces are drawn once, then read back, identical."""
+    monkeypatch.setenv("FER_CACHE", str(tmp_path))
+    options = dict(per_class=(4, 1, 2), size=32, seed=3)
+    drawn = load_dataset("synthetic", **options)
+    assert len(list(tmp_path.glob("synthetic-*.pt"))) == 1
+    again = load_dataset("synthetic", **options)
+    fresh = load_dataset("synthetic", cache=False, **options)
+    for data in (again, fresh):
+        assert data.fingerprint == drawn.fingerprint and data.synthetic and data.source == drawn.source
+        assert all(torch.equal(getattr(data, k), getattr(drawn, k)) for k in ("images", "labels", "split", "masks"))
+    assert load_dataset("synthetic", per_class=(4, 1, 2), size=32, seed=4).fingerprint != drawn.fingerprint
+    assert len(list(tmp_path.glob("synthetic-*.pt"))) == 2
+
+
 def test_expression_lives_inside_the_mask() -> None:
     """Same identity, pose, light and noise (same seed), another expression: every change is inside the masks."""
     n, size = 64, 64
