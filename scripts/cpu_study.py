@@ -16,10 +16,10 @@ starts again, and says so). On 2 Xeon cores with AMX two 1-thread workers train 
 1.5x as many images per second as one 2-thread worker; on 2 AVX2-only EPYC cores no more than it, so run one
 2-thread worker there (docs/engine.md). Records land in results/runs/<id>/,
 with ``predictions.json`` (the test faces each run got right, for the report's paired intervals) written
-from the run's checkpoints when it finishes. Precision (``--auto-precision paired``, the default): a run trains in the
-precision of the full model's record of its dataset and seed, the run the ledger pairs it with, so that a paired
-difference does not mix precisions; the full model itself, and a run whose partner is not recorded yet, in the
-machine's default (bf16 where the CPU has it). ``--predictions`` writes it for finished runs that lack it.
+from the run's checkpoints when it finishes; ``--predictions`` writes it for finished runs that lack it.
+Precision (``--auto-precision paired``, the default): a run trains in the precision of the full model's record of
+its dataset and seed, the run the ledger pairs it with, so that a paired difference does not mix precisions; the
+full model itself, and a run whose partner is not recorded yet, in the machine's default (bf16 where the CPU has it).
 Only a person commits: each finished run, and ``--list``, print the command that commits the records git
 does not track yet (a cut session leaves them untracked).
 """

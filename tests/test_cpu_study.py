@@ -30,22 +30,28 @@ def test_estimate_counts_every_epoch_and_evaluation(script) -> None:
     assert study.estimated_seconds(8, 28_709, 10.0) == pytest.approx(8 * 2870.9 * (1 + study.EVAL_SHARE))
 
 
-@pytest.mark.parametrize("speed, trains", [(1e-3, False), (1e9, True)])
-def test_hours_stops_before_a_run_that_cannot_finish(script, monkeypatch, capsys, speed: float, trains: bool) -> None:
-    study = script("cpu_study")
+def run_worker(study, monkeypatch, runs: list, speed_of) -> list[str]:
+    """Run ``main --hours 1`` over ``runs`` with nothing recorded, every run ``speed_of(cfg)`` img/s; the ids it started."""
     started = []
-    monkeypatch.setattr(study, "queue", lambda: [SMOKE])
+    monkeypatch.setattr(study, "queue", lambda: runs)
     monkeypatch.setattr(study, "load_record", lambda path: None)
     monkeypatch.setattr(study, "claim", lambda cfg: True)
     monkeypatch.setattr(study, "load_dataset", lambda name, **options: tiny())
     monkeypatch.setattr(study, "trained_here", lambda precision, threads: [])
-    monkeypatch.setattr(study, "step_speed", lambda cfg, data: speed)
+    monkeypatch.setattr(study, "step_speed", lambda cfg, data: speed_of(cfg))
     monkeypatch.setattr(study, "predict", lambda run: None)
-    fake = SimpleNamespace(metrics={"best_val": {"test": {"accuracy": 0.5}}}, dir=Path("results/runs") / SMOKE.id)
-    monkeypatch.setattr(study, "get_run", lambda cfg, progress: started.append(cfg.id) or fake)
+    monkeypatch.setattr(study, "get_run", lambda cfg, progress: started.append(cfg.id) or SimpleNamespace(
+        metrics={"best_val": {"test": {"accuracy": 0.5}}}, dir=Path("results/runs") / cfg.id))
     monkeypatch.setattr(sys, "argv", ["cpu_study.py", "--hours", "1"])
+    monkeypatch.delenv(study.AUTO_ENV, raising=False)  # the worker sets it per run; restored after the test
     assert study.main() == 0
-    assert started == ([SMOKE.id] if trains else [])
+    return started
+
+
+@pytest.mark.parametrize("speed, trains", [(1e-3, False), (1e9, True)])
+def test_hours_does_not_start_a_run_that_cannot_finish(script, monkeypatch, capsys, speed: float, trains: bool) -> None:
+    study = script("cpu_study")
+    assert run_worker(study, monkeypatch, [SMOKE], lambda cfg: speed) == ([SMOKE.id] if trains else [])
     assert ("skipped, the next that fits trains" in capsys.readouterr().out) is not trains
 
 
@@ -149,19 +155,7 @@ def test_records_git_does_not_track_are_named_with_the_command_that_commits_them
 def test_hours_skips_a_run_that_cannot_finish_for_the_next_that_can(script, monkeypatch) -> None:
     study = script("cpu_study")
     slow, fast = SMOKE, RunConfig(dataset="synthetic", model="resnet18", profile="smoke", seed=1)
-    started = []
-    monkeypatch.setattr(study, "queue", lambda: [slow, fast])
-    monkeypatch.setattr(study, "load_record", lambda path: None)
-    monkeypatch.setattr(study, "claim", lambda cfg: True)
-    monkeypatch.setattr(study, "load_dataset", lambda name, **options: tiny())
-    monkeypatch.setattr(study, "trained_here", lambda precision, threads: [])
-    monkeypatch.setattr(study, "step_speed", lambda cfg, data: 1e-3 if cfg is slow else 1e9)
-    monkeypatch.setattr(study, "predict", lambda run: None)
-    fake = SimpleNamespace(metrics={"best_val": {"test": {"accuracy": 0.5}}}, dir=Path("results/runs") / fast.id)
-    monkeypatch.setattr(study, "get_run", lambda cfg, progress: started.append(cfg.id) or fake)
-    monkeypatch.setattr(sys, "argv", ["cpu_study.py", "--hours", "1"])
-    assert study.main() == 0
-    assert started == [fast.id]
+    assert run_worker(study, monkeypatch, [slow, fast], lambda cfg: 1e-3 if cfg is slow else 1e9) == [fast.id]
 
 
 def test_paired_precision_follows_the_full_model_of_the_same_dataset_and_seed(script, monkeypatch) -> None:
