@@ -22,8 +22,11 @@ from fer_lib.engine import (
 )
 from fer_lib.engine import distributed as D
 from fer_lib.engine.evaluate import select_epochs
+from fer_lib.engine import optimization
+from fer_lib.engine.optimization import is_fused, make_optimizer
 from fer_lib.engine.inputs import load_data
 from fer_lib.engine.precision import resolve_precision
+from fer_lib.engine.recipes import resolve_plan
 from fer_lib.engine.runs import runs_dir
 from fer_lib.engine.train import train_run
 
@@ -155,6 +158,7 @@ def test_record_files_and_contents(smoke_root) -> None:
             assert np.array(m["confusion"]).sum() == m["n"]
     assert run.metrics["best_test"]["test"]["accuracy"] >= run.metrics["last"]["test"]["accuracy"]
     assert run.env["torch"] == torch.__version__ and run.env["device"] == "cpu"
+    assert run.env["optimizer_fused"] is True
     assert "SYNTHETIC" in run.caption()
     text = (run.dir / "env.json").read_text()
     import socket
@@ -254,6 +258,28 @@ def test_rebuild_missing_checkpoints(smoke_root, tmp_path) -> None:
     assert load_model(record)[0] is not None and "retrained" not in record.caption()
     (copy / "checkpoints" / "rebuilt.json").write_text(json.dumps({**report, "same_metrics": False}))
     assert "weights retrained here" in record.caption()  # figures drawn from such weights say so
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+def test_fused_optimizer_makes_the_for_loop_update(optimizer: str, monkeypatch) -> None:
+    plan = dataclasses.replace(resolve_plan("synthetic", "scratch", "smoke"), optimizer=optimizer, weight_decay=0.05, momentum=0.9)
+    runs = []
+    for fused in (True, False):
+        if not fused:  # torch's for-loop implementation of the same optimiser and groups
+            monkeypatch.setattr(optimization, "FUSED_DEVICES", ())
+        torch.manual_seed(0)
+        model, criterion = torch.nn.Linear(6, 3), torch.nn.Linear(3, 1)
+        opt = make_optimizer(plan, model, criterion)
+        assert is_fused(opt) == fused
+        for step in range(5):
+            opt.zero_grad()
+            (model(torch.full((4, 6), step + 1.0)).square().mean() + criterion.weight.sum()).backward()
+            opt.step()
+        runs.append(torch.cat([p.detach().flatten() for p in (*model.parameters(), *criterion.parameters())]))
+    torch.manual_seed(0)
+    start = torch.cat([p.detach().flatten() for p in (*torch.nn.Linear(6, 3).parameters(), *torch.nn.Linear(3, 1).parameters())])
+    assert (runs[0] - start).abs().max() > 1e-3  # it moved
+    torch.testing.assert_close(runs[0], runs[1], rtol=1e-5, atol=1e-6)
 
 
 def test_metrics_and_selection() -> None:

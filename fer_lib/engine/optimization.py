@@ -9,20 +9,32 @@ from torch import nn
 
 from fer_lib.engine.recipes import EXPONENTIAL_GAMMA, Plan
 
+FUSED_DEVICES = ("cpu", "cuda")  # where torch has fused Adam, AdamW and SGD
+
 
 def make_optimizer(plan: Plan, model: nn.Module, criterion: nn.Module) -> torch.optim.Optimizer:
     """The plan's optimiser. AdamW decays only the model's weight matrices and kernels (not norms,
-    biases, positional embeddings or the criterion's class centres), as is usual for it."""
+    biases, positional embeddings or the criterion's class centres), as is usual for it.
+
+    On CPU and CUDA parameters it is torch's fused implementation: the same update (within float
+    rounding), one kernel over all parameters instead of several per tensor; DAF-MHSCA's training
+    step at the demo's 48 px is about 1.12x faster on 2 CPU cores (docs/engine.md)."""
     params = [*model.parameters(), *criterion.parameters()]
+    fused = all(p.device.type in FUSED_DEVICES for p in params) or None
     if plan.optimizer == "adam":
-        return torch.optim.Adam(params, lr=plan.lr, weight_decay=plan.weight_decay)
+        return torch.optim.Adam(params, lr=plan.lr, weight_decay=plan.weight_decay, fused=fused)
     if plan.optimizer == "adamw":
         decay = [p for p in model.parameters() if p.ndim > 1]
         ids = {id(p) for p in decay}
         rest = [p for p in params if id(p) not in ids]
         groups = [{"params": decay, "weight_decay": plan.weight_decay}, {"params": rest, "weight_decay": 0.0}]
-        return torch.optim.AdamW(groups, lr=plan.lr)
-    return torch.optim.SGD(params, lr=plan.lr, momentum=plan.momentum, weight_decay=plan.weight_decay)
+        return torch.optim.AdamW(groups, lr=plan.lr, fused=fused)
+    return torch.optim.SGD(params, lr=plan.lr, momentum=plan.momentum, weight_decay=plan.weight_decay, fused=fused)
+
+
+def is_fused(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether ``optimizer`` runs torch's fused implementation (recorded in each run's env.json)."""
+    return bool(optimizer.defaults.get("fused"))
 
 
 def lr_at(plan: Plan, epoch: int, step: int, steps_per_epoch: int) -> float:

@@ -25,7 +25,7 @@ from fer_lib.engine import distributed as D
 from fer_lib.engine.config import TRAINING_CODE_VERSION, RunConfig
 from fer_lib.engine.evaluate import classification_metrics, predict_indices, select_epochs
 from fer_lib.engine.inputs import load_data, make_augment
-from fer_lib.engine.optimization import lr_at, make_optimizer
+from fer_lib.engine.optimization import is_fused, lr_at, make_optimizer
 from fer_lib.engine.precision import AUTO_ENV, resolve_precision
 from fer_lib.engine.recipes import ConfigError, Plan
 from fer_lib.engine.records import (
@@ -255,6 +255,7 @@ def train_run(
         env = {**environment(ctx, plan), "resumed_after_epochs": env.get("resumed_after_epochs", []) + ([start] if start else []),
                "restarted_losing_epochs": env.get("restarted_losing_epochs", []) + ([lost] if lost else [])}
         env.update(precision=precision, amp="bfloat16" if bf16 else None, channels_last=bf16, precision_note=precision_note)
+        env["optimizer_fused"] = is_fused(optimizer)  # same update as the for-loop one, within float rounding
         env["augment"] = make_augment(model.input_spec, True, plan.augment)[1]
         atomic_write_json(run_dir / "env.json", env)
         atomic_write_text(run_dir / "history.jsonl", "".join(json_safe_line(r) for r in history))
