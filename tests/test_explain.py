@@ -76,6 +76,13 @@ def test_region_mass_and_area() -> None:
     mask = torch.zeros(1, 64, 64, dtype=torch.uint8)
     mask[:, 32:] = 1
     assert explain.resize_masks(mask, 48).mean() == pytest.approx(0.5)
+    exp = explain.Explanation(images=np.zeros((2, 10, 10, 3)), target=np.zeros(2, int), probs=np.ones((2, 7)) / 7,
+                              attention={"A_s": np.ones((2, 10, 10))}, attribution={"|IG|": inside})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a map flat on every face: a NaN row, said quietly (a page fails on stderr)
+        table = explain.region_table(exp, masks).set_index("map")
+    assert table.loc["A_s", "faces"] == 0 and np.isnan(table.loc["A_s", "lift (mass / area)"])
+    assert table.loc["|IG|", "faces"] == 2 and table.loc["|IG|", "lift (mass / area)"] == pytest.approx(2.0)
 
 
 def test_attention_maps_of_an_output(daf: torch.nn.Module) -> None:
