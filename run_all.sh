@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate every table and figure of the paper into one offline HTML report.
 #
-#   ./run_all.sh [--profile demo|smoke|cpu|paper] [--datasets NAME ...] [--seeds N ...] [--device D] [--force] [--plan] [--no-train]
+#   ./run_all.sh [--profile demo|smoke|cpu|paper] [--datasets NAME ...] [--seeds N ...] [--device D] [--force] [--plan] [--no-train] [--jobs N]
 #
 # Sets up .venv if needed, trains the runs that are missing (cached under results/runs/), executes
 # notebooks/*.ipynb with papermill into results/report/<profile>/ and renders index.html, one page per

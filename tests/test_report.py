@@ -91,7 +91,7 @@ def test_demo_plan_trains_table3_at_its_budget_and_says_the_rest_is_smaller() ->
     assert head.augment and not any(head.augment.values())  # no random augmentation
     assert head.lr == 5e-4 and head.epochs == 3  # the scratch recipe's peak, the epochs measured in docs/report.md
     assert "head_gate=channel_sum" in plan.scope_note("demo")
-    assert "at a smaller budget (2 epochs, 700 training faces)" in plan.scope_note("demo")
+    assert f"at a smaller budget (2 epochs, {plan.DEMO_SMALL['train_subset']} training faces)" in plan.scope_note("demo")
     assert plan.dataset_statuses("demo")[-1].run and not any(s.run for s in plan.dataset_statuses("demo")[:-1])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import nbformat
@@ -160,3 +161,37 @@ def test_a_notebook_that_prints_fails_the_build_naming_its_cell(tmp_path: Path, 
     assert err.value.stem == "b_log" and "cell 2 (stdout" in err.value.error
     assert (out / "a_ok.html").exists() and "Rebuild this" in (out / "a_ok.html").read_text()
     assert "failed: b_log leaves output" in (out / "index.html").read_text()
+
+
+def test_pages_run_two_at_a_time_and_stop_starting_after_a_failure(monkeypatch) -> None:
+    import threading
+    import time
+
+    from fer_lib.report import parallel
+
+    lock, active, peak, started = threading.Lock(), [0], [0], []
+
+    def run_one(stem: str) -> None:
+        with lock:
+            started.append(stem)
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+            threads = os.environ["OMP_NUM_THREADS"]
+        time.sleep(0.05)
+        with lock:
+            active[0] -= 1
+        assert threads == str(max(1, (os.cpu_count() or 1) // 2))
+        if stem == "c":
+            raise ValueError("c broke")
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    parallel.run_all(["a", "b"], run_one, jobs=2)
+    assert peak[0] == 2 and os.environ["OMP_NUM_THREADS"] == "7"  # the kernels' setting is undone after
+    started.clear()
+    with pytest.raises(ValueError, match="c broke"):
+        parallel.run_all(["a", "c", "d", "e", "f"], run_one, jobs=2)
+    assert started[:2] == ["a", "c"] and "f" not in started  # in order; nothing new after the failure
+    started.clear()
+    parallel.run_all(["a", "b", "d"], lambda s: started.append(s), jobs=1)
+    assert started == ["a", "b", "d"]
+    assert plan.TIMED_NOTEBOOKS and set(plan.TIMED_NOTEBOOKS) <= set(STEMS)

@@ -26,14 +26,15 @@ from fer_lib.engine import PROFILES as ENGINE_PROFILES
 from fer_lib.engine import ConfigError, get_run, load_model, rebuild_weights
 from fer_lib.engine.records import machine_line
 from fer_lib.engine.runs import validate
+from fer_lib.report import parallel, site
 from fer_lib.report import published as P
-from fer_lib.report import site
 from fer_lib.report.html import render_index, render_notebook, render_notes, write_stylesheets
 from fer_lib.report.plan import (
     NOTEBOOK_DIR,
     NOTEBOOKS,
     PROFILES,
     REPORT_DIR,
+    TIMED_NOTEBOOKS,
     ReportPlan,
     UnknownDataset,
     check_datasets,
@@ -163,8 +164,9 @@ def error_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def execute(stem: str, params: dict[str, Any], out_dir: Path, notebook_dir: Path = NOTEBOOK_DIR) -> Path:
-    """Run one notebook with papermill into ``out_dir`` (cell output streams to the log).
+def execute(stem: str, params: dict[str, Any], out_dir: Path, notebook_dir: Path = NOTEBOOK_DIR,
+            log_output: bool = True) -> Path:
+    """Run one notebook with papermill into ``out_dir`` (cell output streams to the log if ``log_output``).
 
     A cell that runs longer than $FER_CELL_TIMEOUT seconds (default: none) fails the notebook
     instead of hanging the build.
@@ -181,7 +183,7 @@ def execute(stem: str, params: dict[str, Any], out_dir: Path, notebook_dir: Path
         params = {**params, "interactive": False}
     timeout = int(os.environ[CELL_TIMEOUT_ENV]) if os.environ.get(CELL_TIMEOUT_ENV) else None
     pm.execute_notebook(str(source), str(out), parameters=params, kernel_name="python3",
-                        log_output=True, progress_bar=False, cwd=str(PROJECT_ROOT), execution_timeout=timeout,
+                        log_output=log_output, progress_bar=False, cwd=str(PROJECT_ROOT), execution_timeout=timeout,
                         start_timeout=120)
     return out
 
@@ -203,10 +205,12 @@ def build(profile: str = "smoke", datasets: Sequence[str] | None = None, seeds: 
           device: str | None = None, out_dir: str | os.PathLike | None = None, force: bool = False,
           notebooks: Sequence[str] | None = None, no_train: bool = False, pretrain: bool = True,
           say: Callable[[str], None] = print, notebook_list: Sequence[tuple[str, str]] = NOTEBOOKS,
-          notebook_dir: Path = NOTEBOOK_DIR) -> Path:
+          notebook_dir: Path = NOTEBOOK_DIR, jobs: int | None = None) -> Path:
     """The whole report: plan, train what is missing, execute every notebook, render the pages. Returns index.html.
 
-    A failing notebook stops the build; the pages before it stay, and the index marks it failed. So does a
+    Notebooks run ``jobs`` at a time (default :func:`parallel.default_jobs`; 1 also streams their cell
+    output to the log), the pages that time code alone at the end (``plan.TIMED_NOTEBOOKS``).
+    A failing notebook stops the build; the pages already done stay, and the index marks it failed. So does a
     notebook that breaks a rule of the site (:func:`check_page`), and an index or notes page over 1.5 MB
     raises :class:`site.PageCheckFailed` at the end.
     """
@@ -234,27 +238,33 @@ def build(profile: str = "smoke", datasets: Sequence[str] | None = None, seeds: 
     command = site.rebuild_command(profile, plan.datasets, plan.seeds, device or "", no_train)
     pages: dict[str, str] = {}
     chosen = [s for s, _ in notebook_list if not notebooks or s in notebooks]
+    jobs = parallel.default_jobs() if jobs is None else jobs
+    number = {stem: k for k, stem in enumerate(chosen, start=1)}
+
+    def run_page(stem: str) -> None:
+        say(f"[report] notebook {number[stem]}/{len(chosen)} {stem}: executing")
+        t0 = time.time()
+        try:
+            execute(stem, params, out, notebook_dir, log_output=jobs <= 1)
+        except Exception as exc:
+            pages[stem] = f"failed: {error_line(exc)}"
+            if (out / f"{stem}.ipynb").exists():
+                render_page(stem, out, plan, command, notebook_list)  # the page shows the traceback
+            say(f"[report] FAILED {stem}: {error_line(exc)}")
+            raise NotebookFailed(stem, error_line(exc)) from exc
+        render_page(stem, out, plan, command, notebook_list)
+        try:
+            check_page(stem, out)
+        except site.PageCheckFailed as exc:
+            pages[stem] = f"failed: {exc}"
+            say(f"[report] FAILED {stem}: {exc}")
+            raise NotebookFailed(stem, str(exc)) from exc
+        pages[stem] = "ok"
+        say(f"[report] notebook {number[stem]}/{len(chosen)} {stem}: done in {time.time() - t0:.0f} s -> {out / (stem + '.html')}")
+
     try:
-        for k, stem in enumerate(chosen, start=1):
-            say(f"[report] notebook {k}/{len(chosen)} {stem}: executing")
-            t0 = time.time()
-            try:
-                execute(stem, params, out, notebook_dir)
-            except Exception as exc:
-                pages[stem] = f"failed: {error_line(exc)}"
-                if (out / f"{stem}.ipynb").exists():
-                    render_page(stem, out, plan, command, notebook_list)  # the page shows the traceback
-                say(f"[report] FAILED {stem}: {error_line(exc)}")
-                raise NotebookFailed(stem, error_line(exc)) from exc
-            render_page(stem, out, plan, command, notebook_list)
-            try:
-                check_page(stem, out)
-            except site.PageCheckFailed as exc:
-                pages[stem] = f"failed: {exc}"
-                say(f"[report] FAILED {stem}: {exc}")
-                raise NotebookFailed(stem, str(exc)) from exc
-            pages[stem] = "ok"
-            say(f"[report] notebook {k}/{len(chosen)} {stem}: done in {time.time() - t0:.0f} s -> {out / (stem + '.html')}")
+        parallel.run_all([s for s in chosen if s not in TIMED_NOTEBOOKS], run_page, jobs)
+        parallel.run_all([s for s in chosen if s in TIMED_NOTEBOOKS], run_page, 1)  # alone, every core
     finally:
         meta["duration"] = f"{time.time() - started:.0f} s"
         try:
@@ -301,6 +311,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--notebooks", nargs="+", default=None, help="only these notebook stems")
     parser.add_argument("--plan", action="store_true", help="list every run the build needs (and which are cached), train nothing")
     parser.add_argument("--no-train", action="store_true", help="render from the runs already recorded; train nothing")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="notebooks executed at once (default 2 on 2 or more cores; 1 also logs their cell output)")
     args = parser.parse_args(argv)
     try:
         check_datasets(args.datasets or [])
@@ -313,7 +325,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_plan(make_plan(args.profile, args.datasets, args.seeds))
         return 0
     try:
-        build(args.profile, args.datasets, args.seeds, args.device, args.out, args.force, args.notebooks, no_train=args.no_train)
+        build(args.profile, args.datasets, args.seeds, args.device, args.out, args.force, args.notebooks, no_train=args.no_train,
+              jobs=args.jobs)
     except FileExistsError as exc:
         print(f"[report] {exc}", file=sys.stderr)
         return 2

@@ -41,6 +41,8 @@ NOTEBOOKS: tuple[tuple[str, str], ...] = (
     ("11_walkthrough", "Walkthrough: one face through ResNet18, AFC, DAF and MHSCA, equation by equation"),
     ("12_training_curves", "Training curves: loss parts, accuracy, learning rate and loss-term gradients"),
 )
+# Pages that time code: executed alone, after the others, with every core (fer_lib.report.parallel).
+TIMED_NOTEBOOKS = ("08_fig9_efficiency",)
 PROFILES = tuple(ENGINE_PROFILES)
 SYNTHETIC = "synthetic"
 PAPER_DATASETS = tuple(paper.DATASETS)
@@ -71,7 +73,7 @@ class Scope:
 CHANNEL_SUM_WHY = ("each head's map is read as one sigmoid map per head (head_gate=channel_sum, DAN's form): "
                    "read elementwise, as Eq. 9 prints it, DAF-MHSCA stalls near 30 % on FER2013 at the cpu budget "
                    "(docs/engine.md)")
-DEMO_SMALL = {"epochs": 2, "train_subset": 700}  # the demo build's rows beyond Table 3: seconds each
+DEMO_SMALL = {"epochs": 2, "train_subset": 350}  # the demo build's rows beyond Table 3: seconds each
 
 SCOPES: dict[str, Scope] = {
     "smoke": Scope(seeds=(0,), heads=(1, 4), thetas=(0.3, 1.0), readings=False),
