@@ -73,7 +73,11 @@ class Profile:
         else:
             data = f"real data, a fixed {self.train_subset}-face training subset"
         epochs = f"{self.epochs} epochs" if self.epochs else f"{PAPER_EPOCHS} epochs"
-        return f"profile {self.name}: {self.purpose}; {data}, {self.image_size} px, {epochs}, recipe {self.recipe} ({RECIPES[self.recipe]})"
+        changes = [f"batch at most {self.max_batch_size}"] if self.max_batch_size else []
+        changes += [f"lr {self.lr:g}"] if self.lr is not None else []
+        changes += ["no augmentation"] if self.augment == NO_AUGMENTATION else []
+        recipe = f"recipe {self.recipe} ({RECIPES[self.recipe]})" + (f", here with {', '.join(changes)}" if changes else "")
+        return f"profile {self.name}: {self.purpose}; {data}, {self.image_size} px, {epochs}, {recipe}"
 
 
 PROFILES: dict[str, Profile] = {
