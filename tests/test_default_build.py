@@ -28,7 +28,7 @@ def test_run_all_without_a_profile_builds_the_demo_profile(capsys) -> None:
     assert ids and all("-demo-" in i for i in ids)
 
 
-@pytest.mark.skipif(not os.environ.get(ASK), reason=f"the default build takes over 10 minutes on 2 cores; {ASK}=1 runs it")
+@pytest.mark.skipif(not os.environ.get(ASK), reason=f"the default build takes about 10 minutes on 2 cores, on top of the suite; {ASK}=1 runs it")
 def test_the_default_build_trains_daf_mhsca_to_90_percent_on_the_built_in_faces(tmp_path: Path) -> None:
     out, log = tmp_path / "report", tmp_path / "run_all.log"
     env = {**os.environ, "FER_RESULTS": str(tmp_path / "results"), "PYTHONUNBUFFERED": "1"}
