@@ -442,6 +442,12 @@ def test_an_unknown_dataset_fails_at_once() -> None:
         plan.make_plan("cpu", ["fer2013", "nosuch"])
 
 
+def test_jobs_below_one_is_refused(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        build.main(["--jobs", "0", "--plan"])
+    assert exc.value.code == 2 and "--jobs must be 1 or more (1: one notebook at a time), not 0" in capsys.readouterr().err
+
+
 NEW_DATASET = """
 from pathlib import Path
 

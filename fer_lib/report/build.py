@@ -314,6 +314,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=None,
                         help="notebooks executed at once (default 2 on 2 or more cores; 1 also logs their cell output)")
     args = parser.parse_args(argv)
+    if args.jobs is not None and args.jobs < 1:
+        parser.error(f"--jobs must be 1 or more (1: one notebook at a time), not {args.jobs}")
     try:
         check_datasets(args.datasets or [])
     except UnknownDataset as exc:
