@@ -237,13 +237,13 @@ def region_table(exp: Explanation, masks: np.ndarray) -> pd.DataFrame:
     rows = []
     for kind, maps in exp.maps().items():
         mass = region_mass(maps, masks)
-        ok = np.isfinite(mass)  # a map flat on every face (an untrained model's) has no row values: NaN, 0 faces
+        ok = np.isfinite(mass)  # faces where the map is flat point nowhere; flat on all of them: NaN, 0 faces
         rows.append({
             "map": kind,
             "family": "attention" if kind in exp.attention else "attribution",
             "mass in regions": float(mass[ok].mean()) if ok.any() else float("nan"),
             "std over faces": float(mass[ok].std()) if ok.any() else float("nan"),
-            "region area": float(area.mean()),
+            "region area": float(area[ok].mean()) if ok.any() else float(area.mean()),
             "lift (mass / area)": float((mass[ok] / area[ok]).mean()) if ok.any() else float("nan"),
             "faces": int(ok.sum()),
         })

@@ -95,6 +95,10 @@ def test_paper_recipe_is_table2() -> None:
 
 
 def test_profiles_scale_and_say_so() -> None:
+    from fer_lib.engine import PROFILES
+
+    assert PROFILES["demo"].describe().endswith("here with batch at most 64, no augmentation")  # what its runs train with
+    assert "here with" not in PROFILES["cpu"].describe()  # the scratch recipe as printed
     cpu = RunConfig(dataset="ferplus", profile="cpu").plan
     assert (cpu.recipe, cpu.optimizer, cpu.lr, cpu.batch_size, cpu.schedule) == ("scratch", "adamw", 5e-4, 128, "cosine")
     assert cpu.image_size < 224 and cpu.epochs < 40 and cpu.train_subset is None  # the full training split
@@ -280,6 +284,10 @@ def test_fused_optimizer_makes_the_for_loop_update(optimizer: str, monkeypatch) 
     start = torch.cat([p.detach().flatten() for p in (*torch.nn.Linear(6, 3).parameters(), *torch.nn.Linear(3, 1).parameters())])
     assert (runs[0] - start).abs().max() > 1e-3  # it moved
     torch.testing.assert_close(runs[0], runs[1], rtol=1e-5, atol=1e-6)
+    monkeypatch.undo()
+    resumed = make_optimizer(plan, model, criterion)
+    resumed.load_state_dict(opt.state_dict())  # a checkpoint saved by the for-loop implementation
+    assert not is_fused(resumed)  # keeps it, and env.json says so
 
 
 def test_metrics_and_selection() -> None:

@@ -175,8 +175,8 @@ def test_failing_notebook_stops_the_build_and_keeps_earlier_pages(tmp_path: Path
     out = tmp_path / "out"
     lines: list[str] = []
     with pytest.raises(build.NotebookFailed) as err:
-        build.build("smoke", out_dir=out, pretrain=False, say=lines.append, notebook_dir=src,
-                    notebook_list=(("a_ok", "A"), ("b_bad", "B"), ("c_never", "C")))
+        build.build("smoke", out_dir=out, pretrain=False, say=lines.append, notebook_dir=src, jobs=1,
+                    notebook_list=(("a_ok", "A"), ("b_bad", "B"), ("c_never", "C")))  # one at a time: c never starts
     assert err.value.stem == "b_bad" and "ValueError: broken on purpose" in err.value.error
     assert (out / "a_ok.html").exists() and not (out / "c_never.html").exists()
     assert "broken on purpose" in (out / "b_bad.html").read_text()  # the page shows the error

@@ -17,7 +17,7 @@ def make_optimizer(plan: Plan, model: nn.Module, criterion: nn.Module) -> torch.
     biases, positional embeddings or the criterion's class centres), as is usual for it.
 
     On CPU and CUDA parameters it is torch's fused implementation: the same update (within float
-    rounding), one kernel over all parameters instead of several per tensor; DAF-MHSCA's training
+    rounding), one fused pass per tensor instead of several element-wise operations; DAF-MHSCA's training
     step at the demo's 48 px is about 1.12x faster on 2 CPU cores (docs/engine.md)."""
     params = [*model.parameters(), *criterion.parameters()]
     fused = all(p.device.type in FUSED_DEVICES for p in params) or None
@@ -33,8 +33,11 @@ def make_optimizer(plan: Plan, model: nn.Module, criterion: nn.Module) -> torch.
 
 
 def is_fused(optimizer: torch.optim.Optimizer) -> bool:
-    """Whether ``optimizer`` runs torch's fused implementation (recorded in each run's env.json)."""
-    return bool(optimizer.defaults.get("fused"))
+    """Whether ``optimizer`` runs torch's fused implementation (recorded in each run's env.json).
+
+    Read from its parameter groups: a run resumed from a checkpoint keeps the implementation the
+    checkpoint was saved with (``load_state_dict`` restores the groups' settings), so its update stays exact."""
+    return all(group.get("fused") for group in optimizer.param_groups)
 
 
 def lr_at(plan: Plan, epoch: int, step: int, steps_per_epoch: int) -> float:

@@ -255,7 +255,7 @@ def train_run(
         env = {**environment(ctx, plan), "resumed_after_epochs": env.get("resumed_after_epochs", []) + ([start] if start else []),
                "restarted_losing_epochs": env.get("restarted_losing_epochs", []) + ([lost] if lost else [])}
         env.update(precision=precision, amp="bfloat16" if bf16 else None, channels_last=bf16, precision_note=precision_note)
-        env["optimizer_fused"] = is_fused(optimizer)  # same update as the for-loop one, within float rounding
+        env["optimizer_fused"] = is_fused(optimizer)  # after _resume: a checkpoint keeps its implementation
         env["augment"] = make_augment(model.input_spec, True, plan.augment)[1]
         atomic_write_json(run_dir / "env.json", env)
         atomic_write_text(run_dir / "history.jsonl", "".join(json_safe_line(r) for r in history))

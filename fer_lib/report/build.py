@@ -182,9 +182,11 @@ def execute(stem: str, params: dict[str, Any], out_dir: Path, notebook_dir: Path
         # never returns from a cell that creates them (jupyter/nbclient#312; about one build in two here).
         params = {**params, "interactive": False}
     timeout = int(os.environ[CELL_TIMEOUT_ENV]) if os.environ.get(CELL_TIMEOUT_ENV) else None
+    # The kernel's working directory goes through nbclient's resources, not papermill's cwd=, which
+    # changes the directory of the whole process (two notebooks run at once, fer_lib.report.parallel).
     pm.execute_notebook(str(source), str(out), parameters=params, kernel_name="python3",
-                        log_output=log_output, progress_bar=False, cwd=str(PROJECT_ROOT), execution_timeout=timeout,
-                        start_timeout=120)
+                        log_output=log_output, progress_bar=False, execution_timeout=timeout,
+                        start_timeout=120, resources={"metadata": {"path": str(PROJECT_ROOT)}})
     return out
 
 
@@ -208,14 +210,15 @@ def build(profile: str = "smoke", datasets: Sequence[str] | None = None, seeds: 
           notebook_dir: Path = NOTEBOOK_DIR, jobs: int | None = None) -> Path:
     """The whole report: plan, train what is missing, execute every notebook, render the pages. Returns index.html.
 
-    Notebooks run ``jobs`` at a time (default :func:`parallel.default_jobs`; 1 also streams their cell
-    output to the log), the pages that time code alone at the end (``plan.TIMED_NOTEBOOKS``).
-    A failing notebook stops the build; the pages already done stay, and the index marks it failed. So does a
+    Notebooks run ``jobs`` at a time (default :func:`parallel.default_jobs`); pages that time code
+    (``plan.TIMED_NOTEBOOKS``) run last, one at a time, with every core. A notebook that runs alone streams
+    its cell output to the log. A failing notebook stops the build: no new page starts, pages already running
+    finish, the index marks it failed and the pages never started "not reached". So does a
     notebook that breaks a rule of the site (:func:`check_page`), and an index or notes page over 1.5 MB
     raises :class:`site.PageCheckFailed` at the end.
     """
     plan = make_plan(profile, datasets, seeds, no_train=no_train)  # an unknown profile or dataset fails here, first
-    out = Path(out_dir) if out_dir else REPORT_DIR / profile
+    out = (Path(out_dir) if out_dir else REPORT_DIR / profile).resolve()
     aside = prepare_output(out, force)
     if aside is not None:
         say(f"[report] previous report moved to {aside}")
@@ -240,12 +243,15 @@ def build(profile: str = "smoke", datasets: Sequence[str] | None = None, seeds: 
     chosen = [s for s, _ in notebook_list if not notebooks or s in notebooks]
     jobs = parallel.default_jobs() if jobs is None else jobs
     number = {stem: k for k, stem in enumerate(chosen, start=1)}
+    shared = [s for s in chosen if s not in TIMED_NOTEBOOKS]
+    timed = [s for s in chosen if s in TIMED_NOTEBOOKS]
+    alone = set(timed) | (set(shared) if jobs <= 1 or len(shared) <= 1 else set())
 
     def run_page(stem: str) -> None:
         say(f"[report] notebook {number[stem]}/{len(chosen)} {stem}: executing")
         t0 = time.time()
         try:
-            execute(stem, params, out, notebook_dir, log_output=jobs <= 1)
+            execute(stem, params, out, notebook_dir, log_output=stem in alone)
         except Exception as exc:
             pages[stem] = f"failed: {error_line(exc)}"
             if (out / f"{stem}.ipynb").exists():
@@ -263,8 +269,8 @@ def build(profile: str = "smoke", datasets: Sequence[str] | None = None, seeds: 
         say(f"[report] notebook {number[stem]}/{len(chosen)} {stem}: done in {time.time() - t0:.0f} s -> {out / (stem + '.html')}")
 
     try:
-        parallel.run_all([s for s in chosen if s not in TIMED_NOTEBOOKS], run_page, jobs)
-        parallel.run_all([s for s in chosen if s in TIMED_NOTEBOOKS], run_page, 1)  # alone, every core
+        parallel.run_all(shared, run_page, jobs)
+        parallel.run_all(timed, run_page, 1)  # one at a time, every core
     finally:
         meta["duration"] = f"{time.time() - started:.0f} s"
         try:
@@ -275,6 +281,7 @@ def build(profile: str = "smoke", datasets: Sequence[str] | None = None, seeds: 
         render_notes(out, profile, ledger)
         index = render_index(out, profile, pages, meta, notebook_list, ledger=ledger, ledger_error=ledger_error,
                              statuses=plan.statuses)
+        pages = {stem: pages[stem] for stem in chosen if stem in pages}  # reading order, not finishing order
         (out / "build.json").write_text(json.dumps({**meta, "pages": pages, "claims": ledger_json(ledger or []),
                                                     **({"claims error": ledger_error} if ledger_error else {})}, indent=1) + "\n")
         t3 = P.load(out, P.Table3)
@@ -300,7 +307,8 @@ def print_plan(plan: ReportPlan) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m fer_lib.report [--profile P] [--datasets ...] [--seeds ...] [--force] [--plan] [--no-train]``."""
+    """``python -m fer_lib.report [--profile P] [--datasets ...] [--seeds ...] [--device D] [--out DIR] [--force]
+    [--notebooks ...] [--plan] [--no-train] [--jobs N]``."""
     parser = argparse.ArgumentParser(prog="python -m fer_lib.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=PROFILES)
     parser.add_argument("--datasets", nargs="+", default=None, help="default: synthetic on smoke and demo, the paper's five otherwise")
