@@ -245,7 +245,7 @@ def build(profile: str = "smoke", datasets: Sequence[str] | None = None, seeds: 
     number = {stem: k for k, stem in enumerate(chosen, start=1)}
     shared = [s for s in chosen if s not in TIMED_NOTEBOOKS]
     timed = [s for s in chosen if s in TIMED_NOTEBOOKS]
-    alone = set(timed) | (set(shared) if jobs <= 1 or len(shared) <= 1 else set())
+    alone = set(timed) | (set() if parallel.concurrent(shared, jobs) else set(shared))
 
     def run_page(stem: str) -> None:
         say(f"[report] notebook {number[stem]}/{len(chosen)} {stem}: executing")

@@ -43,13 +43,18 @@ def kernel_threads(threads: int) -> Iterator[None]:
                 os.environ[k] = v
 
 
+def concurrent(stems: Sequence[str], jobs: int) -> bool:
+    """Whether :func:`run_all` runs ``stems`` several at a time (else one after the other, each alone)."""
+    return jobs > 1 and len(stems) > 1
+
+
 def run_all(stems: Sequence[str], run_one: Callable[[str], None], jobs: int) -> None:
     """``run_one(stem)`` for every stem, ``jobs`` at a time, started in the order of ``stems``.
 
     After a failure (or Ctrl-C) no new stem starts and those running finish; then the failure of the
     earliest stem in ``stems`` is raised.
     """
-    if jobs <= 1 or len(stems) <= 1:
+    if not concurrent(stems, jobs):
         for stem in stems:
             run_one(stem)
         return
