@@ -344,3 +344,21 @@ def test_auto_precision_can_be_pinned_and_says_so(monkeypatch) -> None:
     monkeypatch.setenv("FER_AUTO_PRECISION", "fp16")
     with pytest.raises(ConfigError, match="must be fp32 or bf16"):
         resolve_precision("auto", cpu)
+
+
+def test_gradient_clipping_bounds_each_step_and_records_the_norms(tmp_path, monkeypatch) -> None:
+    """With grad_clip the optimiser sees gradients of norm at most grad_clip; each epoch records the norms before."""
+    seen: list[float] = []
+    step = torch.optim.AdamW.step
+
+    def spy(self, *args, **kwargs):
+        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+        seen.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))))
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", spy)
+    cfg = dataclasses.replace(SMOKE, recipe="scratch", overrides={"grad_clip": 1e-3})
+    run = get_run(cfg, root=tmp_path, progress=False)
+    assert seen and max(seen) <= 1e-3 * (1 + 1e-4)
+    for row in run.history:
+        assert row["clipped_fraction"] == 1.0 and row["norm_before_clip_max"] >= row["norm_before_clip_mean"] > 1e-3

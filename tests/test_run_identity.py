@@ -55,3 +55,25 @@ def test_a_record_names_the_cpu_instruction_set_one_model_name_hides() -> None:
     env = {"device": "cpu", "cpu": "AMD EPYC", "cpu_count": 2, "torch_threads": 2}
     assert run_hardware(env) == "CPU AMD EPYC, 2 cores, 2 torch threads"  # records made before the field
     assert run_hardware({**env, "cpu_capability": "AVX512"}) == "CPU AMD EPYC (AVX512), 2 cores, 2 torch threads"
+
+
+def test_committed_records_of_this_training_code_keep_their_ids() -> None:
+    """A plan field added later (grad_clip) is left out of the id at its default, so no record changes id."""
+    import json
+    from pathlib import Path
+
+    records = [json.loads(p.read_text()) for p in Path(__file__).parents[1].glob("results/runs/*/config.json")]
+    current = [r for r in records if r.get("code") == config_module.TRAINING_CODE_VERSION]
+    assert current, "no committed record of the current training code to check"
+    for record in current:
+        assert RunConfig.from_dict(record["config"]).id == record["id"]
+
+
+def test_gradient_clipping_is_a_setting_that_changes_the_id() -> None:
+    plain = RunConfig(dataset="fer2013", profile="cpu")
+    assert "grad_clip" not in plain.plan.to_dict() and plain.plan.grad_clip is None
+    clipped = RunConfig(dataset="fer2013", profile="cpu", overrides={"grad_clip": 5.0})
+    assert clipped.plan.grad_clip == 5.0 and clipped.plan.to_dict()["grad_clip"] == 5.0 and clipped.id != plain.id
+    for bad in (0, -1.0, True, "5"):
+        with pytest.raises(ConfigError, match="grad_clip must be a positive number"):
+            RunConfig(dataset="fer2013", profile="cpu", overrides={"grad_clip": bad}).plan

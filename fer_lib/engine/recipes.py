@@ -104,7 +104,7 @@ PROFILES: dict[str, Profile] = {
 
 # Fields of a Plan that RunConfig.overrides may set.
 OVERRIDABLE = ("optimizer", "lr", "batch_size", "epochs", "weight_decay", "momentum", "train_subset", "augment",
-               "eval_batch_size", "schedule", "warmup_epochs", "precision")
+               "eval_batch_size", "schedule", "warmup_epochs", "precision", "grad_clip")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "cosine", "exponential")
 PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 where the device supports it (resolved at train time)
@@ -127,6 +127,7 @@ class Plan:
     schedule: str
     warmup_epochs: int
     precision: str
+    grad_clip: float | None  # max global gradient norm before each step (None: no clipping)
     image_size: int
     train_subset: int | None
     augment: dict[str, Any]
@@ -137,6 +138,8 @@ class Plan:
         """A JSON-ready dict (part of the run's id and of config.json)."""
         out = asdict(self)
         out["notes"] = list(self.notes)
+        if out["grad_clip"] is None:  # added after records were made: left out at its default, so their ids hold
+            del out["grad_clip"]
         return out
 
 
@@ -172,7 +175,7 @@ def resolve_plan(
         "optimizer": "adam", "lr": 1e-4, "batch_size": 256, "epochs": PAPER_EPOCHS, "weight_decay": 0.0,
         "momentum": 0.9, "train_subset": prof.train_subset, "augment": dict(prof.augment), "eval_batch_size": 256,
         "schedule": "none",  # Table 2 gives no schedule: the learning rate stays constant
-        "warmup_epochs": 0, "precision": "auto",
+        "warmup_epochs": 0, "precision": "auto", "grad_clip": None,
     }
     if recipe in UNIFORM_RECIPES:
         values.update(UNIFORM_RECIPES[recipe])
@@ -249,6 +252,9 @@ def _check(values: dict[str, Any], size: int) -> None:
         raise ConfigError(f"weight_decay must be >= 0 and momentum in [0, 1), not {values['weight_decay']!r} / {values['momentum']!r}")
     if size < 32:
         raise ConfigError(f"image_size must be at least 32 (ResNet18 downsamples by 32), not {size}")
+    clip = values["grad_clip"]
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0):
+        raise ConfigError(f"grad_clip must be a positive number (max gradient norm) or None, not {clip!r}")
     sub = values["train_subset"]
     if sub is not None and (isinstance(sub, bool) or not isinstance(sub, int) or sub < 1):
         raise ConfigError(f"train_subset must be a positive integer or None, not {sub!r}")

@@ -327,6 +327,7 @@ def _one_epoch(cfg: RunConfig, plan: Plan, ctx: D.Context, epoch: int, loop: dic
     step.train()
     sums: dict[str, torch.Tensor] = {}
     probes: dict[str, list[float]] = {}
+    norms: list[torch.Tensor] = []  # global gradient norms before clipping (grad_clip set)
     correct = torch.zeros((), device=ctx.device)
     seen = 0
     if cuda:
@@ -352,6 +353,8 @@ def _one_epoch(cfg: RunConfig, plan: Plan, ctx: D.Context, epoch: int, loop: dic
             criterion.probe_grads = False
         optimizer.zero_grad(set_to_none=True)
         total.backward()
+        if plan.grad_clip is not None:  # the norm before clipping, kept to show spikes
+            norms.append(torch.nn.utils.clip_grad_norm_(step.parameters(), plan.grad_clip, foreach=True).detach())
         optimizer.step()
         n = len(batch)
         for key, value in {"loss": total.detach(), **loss_parts}.items():
@@ -378,6 +381,10 @@ def _one_epoch(cfg: RunConfig, plan: Plan, ctx: D.Context, epoch: int, loop: dic
         row["loss" if k == "loss" else f"loss_{k}"] = v / seen_all
     # Mean over the probed steps (every PROBE_EVERY-th) of the gradient norm each term sends into x_F'.
     row.update({k: float(np.mean(v)) for k, v in sorted(probes.items())})
+    if norms:  # this rank's steps: mean and largest norm, and the share of steps the clip shortened
+        norm = torch.stack(norms).float().cpu()
+        row.update(norm_before_clip_mean=float(norm.mean()), norm_before_clip_max=float(norm.max()),
+                   clipped_fraction=float((norm > plan.grad_clip).float().mean()))
     row.update(train_accuracy=float(packed[-2]) / seen_all, seconds=train_seconds, images_per_s=seen_all / train_seconds)
     return row
 
