@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 
 from fer_lib import PROJECT_ROOT
-from fer_lib.engine.records import run_hardware
+from fer_lib.engine.evaluate import FALL_POINTS, largest_drop
+from fer_lib.engine.records import history_lines, run_hardware
 from fer_lib.paper import CONTROL_OPTIONS, MODEL_OF_METHOD, TABLE3
 from fer_lib.report.plan import READINGS
 
@@ -37,10 +38,13 @@ def rows(root: Path) -> list[str]:
         control = config["model"] == "daf_mhsca" and config["model_options"] == CONTROL_OPTIONS and not config["loss_options"]
         model = "ResNet18 control (all modules removed)" if control else \
             f"{config['model']} {config['model_options'] or ''} {config['loss_options'] or ''}".strip()
+        changed = "".join(f", {k}={json.dumps(v)}" for k, v in sorted(config["overrides"].items()))
+        drop = largest_drop([json.loads(line) for line in history_lines(run_dir)])
+        fell = f"**{drop:.1f}**" if drop >= FALL_POINTS else f"{drop:.1f}"
         out.append(
-            f"| {config['dataset']} | {model} | {config['profile']} | {plan['recipe']} ({plan['optimizer']} lr {plan['lr']:g}) | "
+            f"| {config['dataset']} | {model} | {config['profile']} | {plan['recipe']} ({plan['optimizer']} lr {plan['lr']:g}{changed}) | "
             f"{env.get('precision', '?')} | {cfg.get('code', '≤2')} | {config['seed']} | {plan['image_size']} px, {plan['epochs']} ep, {plan.get('train_subset') or 'all'} train faces | "
-            f"{chosen['epoch']} | {ours:.2f} | {100 * chosen['test']['balanced_accuracy']:.2f} | "
+            f"{chosen['epoch']} | {fell} | {ours:.2f} | {100 * chosen['test']['balanced_accuracy']:.2f} | "
             f"{published if published is not None else '-'} | {gap} | {run_hardware(env)} | `{run_dir.name}` |"
         )
     return out
@@ -65,9 +69,11 @@ def main() -> None:
         "Code = the training-code version the run's id hashes (`fer_lib.engine.config.TRAINING_CODE_VERSION`);",
         "the report reads only records of the current version. Version 3 computes the attention gates' sigmoids",
         "in fp32 under bf16 autocast; bf16 runs of version 2 or below collapsed (docs/engine.md).",
+        f"Drop = the largest fall of training accuracy from one epoch to the next, in points; in bold where it is",
+        f"{FALL_POINTS:g} points or more, what docs/engine.md counts as a fall. The recipe column names every override.",
         "",
-        "| dataset | model | profile | recipe | precision | code | seed | size | epoch | test acc % | balanced % | published % | gap | hardware | run |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| dataset | model | profile | recipe | precision | code | seed | size | epoch | drop | test acc % | balanced % | published % | gap | hardware | run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *rows(root),
     ]
     for peer in sorted((root / "peers").glob("*/metrics.json")):

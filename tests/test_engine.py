@@ -362,3 +362,11 @@ def test_gradient_clipping_bounds_each_step_and_records_the_norms(tmp_path, monk
     assert seen and max(seen) <= 1e-3 * (1 + 1e-4)
     for row in run.history:
         assert row["clipped_fraction"] == 1.0 and row["norm_before_clip_max"] >= row["norm_before_clip_mean"] > 1e-3
+
+
+def test_largest_drop_is_the_worst_fall_of_training_accuracy_between_epochs() -> None:
+    from fer_lib.engine.evaluate import largest_drop
+
+    assert largest_drop([{"train_accuracy": a} for a in (0.30, 0.40, 0.45)]) == 0.0  # never fell
+    assert largest_drop([{"train_accuracy": a} for a in (0.37, 0.54, 0.47, 0.36, 0.37)]) == pytest.approx(11.0)
+    assert largest_drop([]) == 0.0

@@ -118,6 +118,16 @@ def select_epochs(history: list[dict[str, Any]]) -> dict[str, Any]:
     return metrics
 
 
+# A drop of training accuracy this large (points) between two epochs counts as a fall (docs/engine.md).
+FALL_POINTS = 2.5
+
+
+def largest_drop(history: Sequence[dict[str, Any]]) -> float:
+    """The largest fall of training accuracy from one epoch to the next, in points (0.0 if it never fell)."""
+    acc = [100 * r["train_accuracy"] for r in history if "train_accuracy" in r]
+    return max([0.0] + [a - b for a, b in zip(acc, acc[1:])])
+
+
 def aggregate_seeds(runs: Iterable[Any], keys: Sequence[str] = ("accuracy", "balanced_accuracy")) -> dict[str, Any]:
     """Mean and sample std (ddof 1; 0 for a single seed) over runs that differ only by seed.
 
