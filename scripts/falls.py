@@ -1,0 +1,54 @@
+"""Count the falls of training accuracy in the finished cpu records, by kind of model and by clipping.
+
+    python scripts/falls.py            # records of the current training code, at the cpu profile's epochs
+
+A fall is a drop of training accuracy of ``FALL_POINTS`` or more from one epoch to the next
+(``fer_lib.engine.evaluate.largest_drop``); docs/engine.md quotes this script's counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fer_lib.engine.config import TRAINING_CODE_VERSION  # noqa: E402
+from fer_lib.engine.evaluate import FALL_POINTS, largest_drop  # noqa: E402
+from fer_lib.engine.recipes import PROFILES  # noqa: E402
+from fer_lib.engine.records import history_lines, runs_dir  # noqa: E402
+from fer_lib.paper import CONTROL_OPTIONS  # noqa: E402
+
+
+def falls(root: Path | None = None, profile: str = "cpu") -> dict[str, list[tuple[str, float]]]:
+    """Group -> [(run id, largest drop in points)] over finished DAF-MHSCA records of the current training code
+    that trained the profile's epochs; groups: "attention" / "control", each "(clipped)" where grad_clip was set."""
+    out: dict[str, list[tuple[str, float]]] = {}
+    for run_dir in sorted(runs_dir(root).glob(f"*-daf_mhsca-{profile}-*/")):
+        if not (run_dir / "metrics.json").is_file():
+            continue
+        record = json.loads((run_dir / "config.json").read_text())
+        if record.get("code") != TRAINING_CODE_VERSION or record["plan"]["epochs"] != PROFILES[profile].epochs:
+            continue
+        group = "control" if record["config"]["model_options"] == CONTROL_OPTIONS else "attention"
+        group += " (clipped)" if record["plan"].get("grad_clip") is not None else ""
+        drop = largest_drop([json.loads(line) for line in history_lines(run_dir)])
+        out.setdefault(group, []).append((run_dir.name, drop))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="cpu")
+    args = parser.parse_args()
+    for group, rows in sorted(falls(profile=args.profile).items()):
+        fell = [(rid, d) for rid, d in rows if d >= FALL_POINTS]
+        print(f"{group}: {len(fell)} of {len(rows)} runs fell (a drop of {FALL_POINTS:g} points or more)")
+        for rid, d in fell:
+            print(f"  {rid}  {d:.1f} points")
+
+
+if __name__ == "__main__":
+    main()
