@@ -98,9 +98,9 @@ def test_profiles_scale_and_say_so() -> None:
     from fer_lib.engine import PROFILES
 
     assert PROFILES["demo"].describe().endswith("here with batch at most 64, no augmentation")  # what its runs train with
-    assert "here with" not in PROFILES["cpu"].describe()  # the scratch recipe as printed
+    assert PROFILES["cpu"].describe().endswith("here with gradients clipped at norm 5")  # what its runs train with
     cpu = RunConfig(dataset="ferplus", profile="cpu").plan
-    assert (cpu.recipe, cpu.optimizer, cpu.lr, cpu.batch_size, cpu.schedule) == ("scratch", "adamw", 5e-4, 128, "cosine")
+    assert (cpu.recipe, cpu.optimizer, cpu.lr, cpu.batch_size, cpu.schedule, cpu.grad_clip) == ("scratch", "adamw", 5e-4, 128, "cosine", 5.0)
     assert cpu.image_size < 224 and cpu.epochs < 40 and cpu.train_subset is None  # the full training split
     assert any("image size" in n for n in cpu.notes) and any("epochs" in n for n in cpu.notes)
     assert any("recipe scratch" in n for n in cpu.notes)

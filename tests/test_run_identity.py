@@ -58,22 +58,34 @@ def test_a_record_names_the_cpu_instruction_set_one_model_name_hides() -> None:
 
 
 def test_committed_records_of_this_training_code_keep_their_ids() -> None:
-    """A plan field added later (grad_clip) is left out of the id at its default, so no record changes id."""
+    """A plan field added later (grad_clip) is left out of a plan's dict at its default, so the plans stored
+    before it read back to the same dict and hash to the same id."""
+    import dataclasses
     import json
     from pathlib import Path
+
+    from fer_lib.engine.recipes import Plan
 
     records = [json.loads(p.read_text()) for p in Path(__file__).parents[1].glob("results/runs/*/config.json")]
     current = [r for r in records if r.get("code") == config_module.TRAINING_CODE_VERSION]
     assert current, "no committed record of the current training code to check"
+    names = {f.name for f in dataclasses.fields(Plan)}
     for record in current:
-        assert RunConfig.from_dict(record["config"]).id == record["id"]
+        stored = record["plan"]
+        plan = Plan(**{"grad_clip": None, **stored, "notes": tuple(stored["notes"])})
+        assert set(stored) <= names and plan.to_dict() == stored
+        assert config_module.run_id(record["config"], plan.to_dict(), record["code"]) == record["id"]
 
 
 def test_gradient_clipping_is_a_setting_that_changes_the_id() -> None:
-    plain = RunConfig(dataset="fer2013", profile="cpu")
+    plain = RunConfig(dataset="fer2013", profile="paper")
     assert "grad_clip" not in plain.plan.to_dict() and plain.plan.grad_clip is None
-    clipped = RunConfig(dataset="fer2013", profile="cpu", overrides={"grad_clip": 5.0})
+    clipped = RunConfig(dataset="fer2013", profile="paper", overrides={"grad_clip": 5.0})
     assert clipped.plan.grad_clip == 5.0 and clipped.plan.to_dict()["grad_clip"] == 5.0 and clipped.id != plain.id
+    cpu = RunConfig(dataset="fer2013", profile="cpu")  # the cpu profile clips; an override can switch it off
+    assert cpu.plan.grad_clip == 5.0 and any("clipped at global norm 5" in n for n in cpu.plan.notes)
+    unclipped = RunConfig(dataset="fer2013", profile="cpu", overrides={"grad_clip": None})
+    assert unclipped.plan.grad_clip is None and len({unclipped.id, cpu.id}) == 2
     for bad in (0, -1.0, True, "5"):
         with pytest.raises(ConfigError, match="grad_clip must be a positive number"):
             RunConfig(dataset="fer2013", profile="cpu", overrides={"grad_clip": bad}).plan

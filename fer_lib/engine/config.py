@@ -107,6 +107,12 @@ class RunConfig:
         """``<dataset>-<model>-<profile>-<hash>``: the hash covers the config, its resolved plan and
         :data:`TRAINING_CODE_VERSION`, so a change of any (a recipe table edited later, a fix to the
         trainer) gives a new run. The data is checked separately: see ``runs.get_run``."""
-        text = canonical_json({"config": self.to_dict(), "plan": self.plan.to_dict(), "code": TRAINING_CODE_VERSION})
-        digest = hashlib.sha256(text.encode()).hexdigest()[:ID_HASH_CHARS]
-        return f"{self.dataset}-{self.model}-{self.profile}-{digest}"
+        return run_id(self.to_dict(), self.plan.to_dict())
+
+
+def run_id(config: dict[str, Any], plan: dict[str, Any], code: int | None = None) -> str:
+    """The id of a run from its config and plan dicts (as config.json stores them) and its training code
+    (None: the current :data:`TRAINING_CODE_VERSION`)."""
+    text = canonical_json({"config": config, "plan": plan, "code": TRAINING_CODE_VERSION if code is None else code})
+    digest = hashlib.sha256(text.encode()).hexdigest()[:ID_HASH_CHARS]
+    return f"{config['dataset']}-{config['model']}-{config['profile']}-{digest}"
