@@ -86,6 +86,8 @@ def test_gradient_clipping_is_a_setting_that_changes_the_id() -> None:
     assert cpu.plan.grad_clip == 5.0 and any("clipped at global norm 5" in n for n in cpu.plan.notes)
     unclipped = RunConfig(dataset="fer2013", profile="cpu", overrides={"grad_clip": None})
     assert unclipped.plan.grad_clip is None and len({unclipped.id, cpu.id}) == 2
+    for recipe in ("dan", "paper"):  # a published recipe is trained as published, at any profile
+        assert RunConfig(dataset="fer2013", profile="cpu", recipe=recipe).plan.grad_clip is None
     for bad in (0, -1.0, True, "5"):
         with pytest.raises(ConfigError, match="grad_clip must be a positive number"):
             RunConfig(dataset="fer2013", profile="cpu", overrides={"grad_clip": bad}).plan
