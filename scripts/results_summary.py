@@ -38,7 +38,9 @@ def rows(root: Path) -> list[str]:
         control = config["model"] == "daf_mhsca" and config["model_options"] == CONTROL_OPTIONS and not config["loss_options"]
         model = "ResNet18 control (all modules removed)" if control else \
             f"{config['model']} {config['model_options'] or ''} {config['loss_options'] or ''}".strip()
-        changed = "".join(f", {k}={json.dumps(v)}" for k, v in sorted(config["overrides"].items()))
+        # the plan's clipping, whether the profile or an override set it; then every other override
+        changed = f", clip {plan['grad_clip']:g}" if plan.get("grad_clip") is not None else ""
+        changed += "".join(f", {k}={json.dumps(v)}" for k, v in sorted(config["overrides"].items()) if k != "grad_clip")
         drop = largest_drop([json.loads(line) for line in history_lines(run_dir)])
         fell = f"**{drop:.1f}**" if drop >= FALL_POINTS else f"{drop:.1f}"
         out.append(
@@ -70,7 +72,8 @@ def main() -> None:
         "the report reads only records of the current version. Version 3 computes the attention gates' sigmoids",
         "in fp32 under bf16 autocast; bf16 runs of version 2 or below collapsed (docs/engine.md).",
         f"Drop = the largest fall of training accuracy from one epoch to the next, in points; in bold where it is",
-        f"{FALL_POINTS:g} points or more, what docs/engine.md counts as a fall. The recipe column names every override.",
+        f"{FALL_POINTS:g} points or more, what docs/engine.md counts as a fall. The recipe column gives the gradient clipping",
+        "(\"clip 5\": each step's gradient clipped at global norm 5, the cpu profile's since 2026-12-05) and every override.",
         "",
         "| dataset | model | profile | recipe | precision | code | seed | size | epoch | drop | test acc % | balanced % | published % | gap | hardware | run |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",

@@ -138,3 +138,27 @@ def test_falls_counts_drops_by_kind_and_clipping_in_current_records_only(script,
     assert sorted(out) == ["attention", "attention (clipped)", "control"]
     assert dict(out["attention"]) == pytest.approx({"ferplus-daf_mhsca-cpu-fell": 7.0, "ferplus-daf_mhsca-cpu-steady": 1.0})
     assert [d for _, d in out["control"]] == [0.0] and len(out["attention (clipped)"]) == 1
+
+
+def test_results_summary_names_the_clipping_from_the_plan_and_every_other_override(script, tmp_path) -> None:
+    """A record of the clipped profile and one clipped by an override read alike; an unclipped one says nothing."""
+    def record(name: str, plan_clip, overrides: dict) -> None:
+        d = tmp_path / "runs" / f"fer2013-daf_mhsca-cpu-{name}"
+        d.mkdir(parents=True)
+        config = {"dataset": "fer2013", "model": "daf_mhsca", "model_options": {"head_gate": "channel_sum"},
+                  "loss_options": {}, "profile": "cpu", "seed": 0, "overrides": overrides}
+        plan = {"recipe": "scratch", "optimizer": "adamw", "lr": 5e-4, "image_size": 72, "epochs": 8,
+                **({"grad_clip": plan_clip} if plan_clip is not None else {})}
+        (d / "config.json").write_text(json.dumps({"code": 3, "config": config, "plan": plan}))
+        (d / "history.jsonl").write_text(json.dumps({"train_accuracy": 0.5}) + "\n")
+        (d / "env.json").write_text(json.dumps({"device": "cpu", "precision": "bf16"}))
+        test = {"accuracy": 0.57, "balanced_accuracy": 0.5}
+        (d / "metrics.json").write_text(json.dumps({"best_val": {"epoch": 8, "test": test}}))
+
+    record("a", 5.0, {})
+    record("b", 5.0, {"grad_clip": 5.0, "epochs": 8})
+    record("c", None, {})
+    rows = {row.split("`")[-2]: row for row in script("results_summary").rows(tmp_path)}
+    assert "(adamw lr 0.0005, clip 5) |" in rows["fer2013-daf_mhsca-cpu-a"]
+    assert "(adamw lr 0.0005, clip 5, epochs=8) |" in rows["fer2013-daf_mhsca-cpu-b"]
+    assert "(adamw lr 0.0005) |" in rows["fer2013-daf_mhsca-cpu-c"]
