@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fer_lib.engine.config import TRAINING_CODE_VERSION  # noqa: E402
 from fer_lib.engine.evaluate import FALL_POINTS, largest_drop  # noqa: E402
 from fer_lib.engine.recipes import PROFILES  # noqa: E402
-from fer_lib.engine.records import history_lines, runs_dir  # noqa: E402
+from fer_lib.engine.records import read_history, runs_dir  # noqa: E402
 from fer_lib.paper import CONTROL_OPTIONS  # noqa: E402
 
 
@@ -34,7 +34,7 @@ def falls(root: Path | None = None, profile: str = "cpu") -> dict[str, list[tupl
             continue
         group = "control" if record["config"]["model_options"] == CONTROL_OPTIONS else "attention"
         group += " (clipped)" if record["plan"].get("grad_clip") is not None else ""
-        drop = largest_drop([json.loads(line) for line in history_lines(run_dir)])
+        drop = largest_drop(read_history(run_dir))
         out.setdefault(group, []).append((run_dir.name, drop))
     return out
 

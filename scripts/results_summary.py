@@ -11,7 +11,8 @@ from pathlib import Path
 
 from fer_lib import PROJECT_ROOT
 from fer_lib.engine.evaluate import FALL_POINTS, largest_drop
-from fer_lib.engine.records import history_lines, run_hardware
+from fer_lib.engine.recipes import PROFILES
+from fer_lib.engine.records import read_history, run_hardware
 from fer_lib.paper import CONTROL_OPTIONS, MODEL_OF_METHOD, TABLE3
 from fer_lib.report.plan import READINGS
 
@@ -41,7 +42,7 @@ def rows(root: Path) -> list[str]:
         # the plan's clipping, whether the profile or an override set it; then every other override
         changed = f", clip {plan['grad_clip']:g}" if plan.get("grad_clip") is not None else ""
         changed += "".join(f", {k}={json.dumps(v)}" for k, v in sorted(config["overrides"].items()) if k != "grad_clip")
-        drop = largest_drop([json.loads(line) for line in history_lines(run_dir)])
+        drop = largest_drop(read_history(run_dir))
         fell = f"**{drop:.1f}**" if drop >= FALL_POINTS else f"{drop:.1f}"
         out.append(
             f"| {config['dataset']} | {model} | {config['profile']} | {plan['recipe']} ({plan['optimizer']} lr {plan['lr']:g}{changed}) | "
@@ -57,6 +58,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "RESULTS.md")
     args = parser.parse_args()
     root = PROJECT_ROOT / "results"
+    clip = PROFILES["cpu"].grad_clip
     lines = [
         "# Results recorded so far",
         "",
@@ -71,9 +73,9 @@ def main() -> None:
         "Code = the training-code version the run's id hashes (`fer_lib.engine.config.TRAINING_CODE_VERSION`);",
         "the report reads only records of the current version. Version 3 computes the attention gates' sigmoids",
         "in fp32 under bf16 autocast; bf16 runs of version 2 or below collapsed (docs/engine.md).",
-        f"Drop = the largest fall of training accuracy from one epoch to the next, in points; in bold where it is",
+        "Drop = the largest fall of training accuracy from one epoch to the next, in points; in bold where it is",
         f"{FALL_POINTS:g} points or more, what docs/engine.md counts as a fall. The recipe column gives the gradient clipping",
-        "(\"clip 5\": each step's gradient clipped at global norm 5, the cpu profile's since 2026-12-05) and every override.",
+        f"(\"clip {clip:g}\": each step's gradient clipped at global norm {clip:g}, the cpu profile's since 2026-12-05) and every override.",
         "",
         "| dataset | model | profile | recipe | precision | code | seed | size | epoch | drop | test acc % | balanced % | published % | gap | hardware | run |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",

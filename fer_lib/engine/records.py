@@ -213,13 +213,18 @@ def history_lines(run_dir: Path) -> list[str]:
     return [line for line in history_file.read_text().splitlines() if line.strip()] if history_file.is_file() else []
 
 
+def read_history(run_dir: Path) -> list[dict[str, Any]]:
+    """The epoch rows of ``run_dir/history.jsonl`` (none without the file)."""
+    return [json.loads(line) for line in history_lines(run_dir)]
+
+
 def load_record(run_dir: Path) -> RunRecord | None:
     """The finished record in ``run_dir``, or None if it is missing or unfinished."""
     run_dir = Path(run_dir)
     if not (run_dir / "metrics.json").exists():
         return None
     meta = read_json(run_dir / "config.json")
-    history = [json.loads(line) for line in history_lines(run_dir)]
+    history = read_history(run_dir)
     env_file = run_dir / "env.json"
     return RunRecord(
         id=meta["id"],
