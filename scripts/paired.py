@@ -4,8 +4,10 @@
         --vs fer2013-daf_mhsca-cpu-cf2b159191 fer2013-daf_mhsca-cpu-016bb9db82
 
 For comparisons the ledger does not make (its rows pair the study's own runs), e.g. the same two configs
-within one precision. Trains nothing; each run needs its predictions.json. A is judged against B with
-direction +1 ("A beats B"): supported, contradicted or inconclusive as on the report's ledger.
+within one precision, or a run trained by hand against a study run. Trains nothing; a run without its
+predictions.json (the test faces it got right) gets one written from its checkpoints first (a test pass per
+stored checkpoint). A is judged against B with direction +1 ("A beats B"): supported, contradicted or
+inconclusive as on the report's ledger.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fer_lib.claims import compare  # noqa: E402
-from fer_lib.engine import runs_dir  # noqa: E402
-from fer_lib.engine.predictions import HOW_TO_WRITE  # noqa: E402
+from fer_lib.engine import ConfigError, runs_dir  # noqa: E402
+from fer_lib.engine.predictions import HOW_TO_WRITE, PREDICTIONS, write_predictions  # noqa: E402
 from fer_lib.engine.records import RunRecord, load_record  # noqa: E402
 
 
@@ -32,6 +34,17 @@ def records(ids: list[str]) -> list[RunRecord]:
     return found
 
 
+def ensure_predictions(record: RunRecord) -> None:
+    """Write the run's predictions.json from its checkpoints where it has none (exits where it cannot)."""
+    if (record.dir / PREDICTIONS).exists():
+        return
+    print(f"{record.id}: no {PREDICTIONS}; writing it from its checkpoints", flush=True)
+    try:
+        write_predictions(record.dir, record)
+    except (ConfigError, FileNotFoundError, RuntimeError) as err:
+        raise SystemExit(f"{record.id}: no {PREDICTIONS}, and it cannot be written here: {err}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("a", nargs="+", help="run ids of config A, one per seed")
@@ -40,6 +53,8 @@ def main() -> int:
     if len(args.a) != len(args.vs):
         raise SystemExit(f"{len(args.a)} runs of A against {len(args.vs)} of B: pair them one to one, in seed order")
     xs, ys = records(args.a), records(args.vs)
+    for record in xs + ys:
+        ensure_predictions(record)
     for x, y in zip(xs, ys):
         if x.config.seed != y.config.seed:
             print(f"note: {x.id} (seed {x.config.seed}) is paired with {y.id} (seed {y.config.seed})")

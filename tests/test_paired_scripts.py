@@ -106,13 +106,37 @@ def test_paired_refuses_lists_of_different_lengths(script, monkeypatch) -> None:
         script("paired").main()
 
 
-def test_paired_says_how_to_write_missing_predictions(script, monkeypatch, tmp_path) -> None:
+def test_paired_writes_missing_predictions_from_checkpoints(script, monkeypatch, capsys, tmp_path) -> None:
+    paired = script("paired")
+    stored = {name: run(tmp_path, name, 0, np.ones(10, dtype=bool), "fp32") for name in ("a0", "b0")}
+    kept = (stored["b0"].dir / "predictions.json").read_text()
+    (stored["b0"].dir / "predictions.json").unlink()
+    written = []
+
+    def write(run_dir, record):
+        written.append(record.id)
+        (run_dir / "predictions.json").write_text(kept)
+
+    monkeypatch.setattr(paired, "load_record", lambda path: stored.get(path.name))
+    monkeypatch.setattr(paired, "write_predictions", write)
+    monkeypatch.setattr("sys.argv", ["paired.py", "a0", "--vs", "b0"])
+    assert paired.main() == 0
+    assert written == ["b0"]  # only the run that lacked them
+    assert "b0: no predictions.json; writing it" in capsys.readouterr().out
+
+
+def test_paired_says_why_predictions_cannot_be_written(script, monkeypatch, tmp_path) -> None:
     paired = script("paired")
     stored = {name: run(tmp_path, name, 0, np.ones(10, dtype=bool), "fp32") for name in ("a0", "b0")}
     (stored["b0"].dir / "predictions.json").unlink()
+
+    def gone(run_dir, record):
+        raise FileNotFoundError("checkpoint best_val.pt is gone")
+
     monkeypatch.setattr(paired, "load_record", lambda path: stored.get(path.name))
+    monkeypatch.setattr(paired, "write_predictions", gone)
     monkeypatch.setattr("sys.argv", ["paired.py", "a0", "--vs", "b0"])
-    with pytest.raises(SystemExit, match="write_predictions"):
+    with pytest.raises(SystemExit, match="b0: no predictions.json, and it cannot be written here: checkpoint"):
         paired.main()
 
 

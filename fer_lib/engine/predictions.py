@@ -26,7 +26,7 @@ from fer_lib.engine.runs import load_model
 PREDICTIONS = "predictions.json"
 STORED = ("best_val", "last")  # the selections whose predictions are kept
 HOW_TO_WRITE = ("write it with scripts/cpu_study.py --predictions (study runs) "
-                "or fer_lib.engine.predictions.write_predictions")  # said wherever predictions.json is missing
+                "or scripts/paired.py (any two runs)")  # said wherever predictions.json is missing
 
 
 def tolerated_faces(n: int) -> int:
