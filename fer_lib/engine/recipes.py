@@ -97,7 +97,7 @@ PROFILES: dict[str, Profile] = {
                 "its numbers say nothing about the paper"),
         # Real FER2013 / FERPlus on 2 CPU cores (budget in docs/engine.md): 72 px is the smallest size
         # whose x_F is 3 x 3 (64 px gives 2 x 2, where AFC's dilated convolutions are 1 x 1 ones).
-        # Gradients clipped at norm 5: unclipped, 5 of 18 attention runs fell at the peak lr (docs/engine.md).
+        # Gradients clipped at norm 5: unclipped, 5 of 18 attention runs fell during training (docs/engine.md).
         Profile("cpu", image_size=72, epochs=8, recipe="scratch", grad_clip=5.0,
                 purpose="real data on 2 CPU cores, trained from scratch (no MS-Celeb-1M trunk)"),
         # The paper's setting, for a GPU.
