@@ -77,6 +77,28 @@ def test_committed_records_of_this_training_code_keep_their_ids() -> None:
         assert config_module.run_id(record["config"], plan.to_dict(), record["code"]) == record["id"]
 
 
+def test_a_records_notes_are_still_what_its_plan_resolves_to() -> None:
+    """A plan's notes are hashed into its run id: a reworded note would silently give every committed run of
+    that plan a new id (and the study would train them again). Where today's code resolves a committed
+    record's config (one without overrides, whose notes then come from its recipe and profile alone) to the
+    same plan values, the notes must read the same too."""
+    import json
+    from pathlib import Path
+
+    checked = 0
+    for path in Path(__file__).parents[1].glob("results/runs/*/config.json"):
+        record = json.loads(path.read_text())
+        if record.get("code") != config_module.TRAINING_CODE_VERSION or record["config"]["overrides"]:
+            continue
+        stored = record["plan"]
+        resolved = RunConfig.from_dict(record["config"]).plan.to_dict()
+        if {k: v for k, v in resolved.items() if k != "notes"} == {k: v for k, v in stored.items() if k != "notes"}:
+            assert resolved["notes"] == stored["notes"], f"{record['id']}: a note was reworded; keep the stored text"
+            assert RunConfig.from_dict(record["config"]).id == record["id"]
+            checked += 1
+    assert checked, "no committed record of today's plans to check"
+
+
 def test_gradient_clipping_is_a_setting_that_changes_the_id() -> None:
     plain = RunConfig(dataset="fer2013", profile="paper")
     assert "grad_clip" not in plain.plan.to_dict() and plain.plan.grad_clip is None

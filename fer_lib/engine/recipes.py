@@ -174,7 +174,7 @@ def resolve_plan(
     info = dataset_info(dataset)
     row_name = (info.table2_row if info else None) or dataset  # fer2013_folder: FER2013's row
     row = table2_row(dataset)
-    notes: list[str] = []
+    notes: list[str] = []  # hashed into the run id: rewording one renames every run of its plan (a test guards it)
     values: dict[str, Any] = {
         "optimizer": "adam", "lr": 1e-4, "batch_size": 256, "epochs": PAPER_EPOCHS, "weight_decay": 0.0,
         "momentum": 0.9, "train_subset": prof.train_subset, "augment": dict(prof.augment), "eval_batch_size": 256,
