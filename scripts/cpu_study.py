@@ -42,7 +42,7 @@ import torch  # noqa: E402
 
 from fer_lib import paper  # noqa: E402
 from fer_lib.data import load_dataset  # noqa: E402
-from fer_lib.engine import get_run, runs_dir  # noqa: E402
+from fer_lib.engine import ConfigError, get_run, runs_dir  # noqa: E402
 from fer_lib.engine.precision import AUTO_ENV, resolve_precision  # noqa: E402
 from fer_lib.engine.bench import timed_step  # noqa: E402
 from fer_lib.engine.train import build_all  # noqa: E402
@@ -256,11 +256,12 @@ def commit_hint(run_dirs: list[Path]) -> str:
 
 
 def predict(record) -> None:
-    """Write the run's predictions.json; a run whose checkpoints are gone or disagree is reported, not fatal."""
+    """Write the run's predictions.json; a run whose checkpoints are gone or disagree, or whose data is not the
+    data at hand, is reported, not fatal: the worker goes on with the next."""
     try:
         check = write_predictions(record.dir, record)["check"]
         print(f"[study] {record.id}: predictions.json written ({check})", flush=True)
-    except (FileNotFoundError, RuntimeError) as err:
+    except (FileNotFoundError, RuntimeError, ConfigError) as err:
         print(f"[study] {record.id}: no predictions.json: {err}", flush=True)
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from fer_lib.data import load_dataset
-from fer_lib.engine import RunConfig
+from fer_lib.engine import ConfigError, RunConfig
 
 SMOKE = RunConfig(dataset="synthetic", model="resnet18", profile="smoke", seed=0)
 
@@ -183,3 +183,17 @@ def test_paired_precision_follows_the_full_model_of_the_same_dataset_and_seed(sc
         assert study.AUTO_ENV not in study.os.environ  # no partner: the machine's default
     finally:
         monkeypatch.delenv(study.AUTO_ENV, raising=False)
+
+
+@pytest.mark.parametrize("error", [FileNotFoundError("no checkpoints"), RuntimeError("disagrees"),
+                                   ConfigError("trained on data 1, not on the data at hand (2)")])
+def test_a_run_whose_predictions_cannot_be_written_is_reported_and_the_worker_goes_on(script, monkeypatch, capsys,
+                                                                                        error) -> None:
+    study = script("cpu_study")
+
+    def fail(directory, record):
+        raise error
+
+    monkeypatch.setattr(study, "write_predictions", fail)
+    study.predict(SimpleNamespace(id="run-a", dir=Path("results/runs/run-a")))
+    assert f"[study] run-a: no predictions.json: {error}" in capsys.readouterr().out
