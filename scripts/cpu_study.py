@@ -13,8 +13,8 @@ next row: a verdict needs two paired seeds), then the rest. A worker takes the f
 nor being trained by another worker (each run has a lock), so several workers share one queue; a
 killed worker's run resumes at its last epoch (on the machine that holds its ignored checkpoints; elsewhere it
 starts again, and says so). On 2 Xeon cores with AMX two 1-thread workers train about
-1.5x as many images per second as one 2-thread worker; on 2 AVX2-only EPYC cores no more than it, so run one
-2-thread worker there (docs/engine.md). Records land in results/runs/<id>/,
+1.5x as many images per second as one 2-thread worker, on 2 AVX-512 EPYC cores about 1.2x; on 2 AVX2-only EPYC
+cores no more than it, so run one 2-thread worker there (docs/engine.md; ``scripts/bench_workers.py`` measures it). Records land in results/runs/<id>/,
 with ``predictions.json`` (the test faces each run got right, for the report's paired intervals) written
 from the run's checkpoints when it finishes; ``--predictions`` writes it for finished runs that lack it.
 Precision (``--auto-precision paired``, the default): a run trains in the precision of the full model's record of

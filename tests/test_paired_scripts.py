@@ -186,3 +186,10 @@ def test_results_summary_names_the_clipping_from_the_plan_and_every_other_overri
     assert "(adamw lr 0.0005, clip 5) |" in rows["fer2013-daf_mhsca-cpu-a"]
     assert "(adamw lr 0.0005, clip 5, epochs=8) |" in rows["fer2013-daf_mhsca-cpu-b"]
     assert "(adamw lr 0.0005) |" in rows["fer2013-daf_mhsca-cpu-c"]
+
+
+def test_bench_workers_times_each_process_of_a_layout(script) -> None:
+    bench = script("bench_workers")
+    args = SimpleNamespace(image_size=32, batch_size=2, steps=1, fp32=True)
+    rates = bench.images_per_second(2, 1, args)
+    assert len(rates) == 2 and all(0 < r < 1e6 for r in rates)
