@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from pathlib import Path
+
 import pytest
 
 from data_fixtures import fer2013_rows, write_fer2013_csv
@@ -57,17 +61,18 @@ def test_a_record_names_the_cpu_instruction_set_one_model_name_hides() -> None:
     assert run_hardware({**env, "cpu_capability": "AVX512"}) == "CPU AMD EPYC (AVX512), 2 cores, 2 torch threads"
 
 
+def committed_records_of_this_code() -> list[dict]:
+    """The config.json of every committed run record trained by the current training code."""
+    records = [json.loads(p.read_text()) for p in Path(__file__).parents[1].glob("results/runs/*/config.json")]
+    return [r for r in records if r.get("code") == config_module.TRAINING_CODE_VERSION]
+
+
 def test_committed_records_of_this_training_code_keep_their_ids() -> None:
     """A plan field added later (grad_clip) is left out of a plan's dict at its default, so the plans stored
     before it read back to the same dict and hash to the same id."""
-    import dataclasses
-    import json
-    from pathlib import Path
-
     from fer_lib.engine.recipes import Plan
 
-    records = [json.loads(p.read_text()) for p in Path(__file__).parents[1].glob("results/runs/*/config.json")]
-    current = [r for r in records if r.get("code") == config_module.TRAINING_CODE_VERSION]
+    current = committed_records_of_this_code()
     assert current, "no committed record of the current training code to check"
     names = {f.name for f in dataclasses.fields(Plan)}
     for record in current:
@@ -82,19 +87,15 @@ def test_a_records_notes_are_still_what_its_plan_resolves_to() -> None:
     that plan a new id (and the study would train them again). Where today's code resolves a committed
     record's config (one without overrides, whose notes then come from its recipe and profile alone) to the
     same plan values, the notes must read the same too."""
-    import json
-    from pathlib import Path
-
     checked = 0
-    for path in Path(__file__).parents[1].glob("results/runs/*/config.json"):
-        record = json.loads(path.read_text())
-        if record.get("code") != config_module.TRAINING_CODE_VERSION or record["config"]["overrides"]:
+    for record in committed_records_of_this_code():
+        if record["config"]["overrides"]:
             continue
-        stored = record["plan"]
-        resolved = RunConfig.from_dict(record["config"]).plan.to_dict()
+        stored, config = record["plan"], RunConfig.from_dict(record["config"])
+        resolved = config.plan.to_dict()
         if {k: v for k, v in resolved.items() if k != "notes"} == {k: v for k, v in stored.items() if k != "notes"}:
             assert resolved["notes"] == stored["notes"], f"{record['id']}: a note was reworded; keep the stored text"
-            assert RunConfig.from_dict(record["config"]).id == record["id"]
+            assert config.id == record["id"]
             checked += 1
     assert checked, "no committed record of today's plans to check"
 
