@@ -1,9 +1,11 @@
-"""Count the falls of training accuracy in the finished cpu records, by kind of model and by clipping.
+"""Count the falls and stalls in the finished cpu records, by kind of model and by clipping.
 
     python scripts/falls.py            # records of the current training code, at the cpu profile's epochs
 
-A fall is a drop of training accuracy of ``FALL_POINTS`` or more from one epoch to the next
-(``fer_lib.engine.evaluate.largest_drop``); docs/engine.md quotes this script's counts.
+A fall is a drop of training accuracy of ``FALL_POINTS`` or more from one epoch to the next; a stall, a drop
+of validation accuracy that large (``fer_lib.engine.evaluate.largest_drop``). A run can stall without falling:
+clipping bounds each step, yet FER2013 seed 2 of the clipped full model lost 6 points of validation accuracy
+while its training accuracy crept up. docs/engine.md quotes this script's counts.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from fer_lib.engine.records import read_history, runs_dir  # noqa: E402
 from fer_lib.paper import CONTROL_OPTIONS  # noqa: E402
 
 
-def falls(root: Path | None = None, profile: str = "cpu") -> dict[str, list[tuple[str, float]]]:
-    """Group -> [(run id, largest drop in points)] over finished DAF-MHSCA records of the current training code
-    that trained the profile's epochs; groups: "attention" / "control", each "(clipped)" where grad_clip was set."""
+def falls(root: Path | None = None, profile: str = "cpu", key: str = "train_accuracy") -> dict[str, list[tuple[str, float]]]:
+    """Group -> [(run id, largest drop of ``key`` in points)] over finished DAF-MHSCA records of the current
+    training code that trained the profile's epochs; groups: "attention" / "control", each "(clipped)" where
+    grad_clip was set."""
     out: dict[str, list[tuple[str, float]]] = {}
     for run_dir in sorted(runs_dir(root).glob(f"*-daf_mhsca-{profile}-*/")):
         if not (run_dir / "metrics.json").is_file():
@@ -34,7 +37,7 @@ def falls(root: Path | None = None, profile: str = "cpu") -> dict[str, list[tupl
             continue
         group = "control" if record["config"]["model_options"] == CONTROL_OPTIONS else "attention"
         group += " (clipped)" if record["plan"].get("grad_clip") is not None else ""
-        drop = largest_drop(read_history(run_dir))
+        drop = largest_drop(read_history(run_dir), key)
         out.setdefault(group, []).append((run_dir.name, drop))
     return out
 
@@ -43,11 +46,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="cpu")
     args = parser.parse_args()
-    for group, rows in sorted(falls(profile=args.profile).items()):
-        fell = [(rid, d) for rid, d in rows if d >= FALL_POINTS]
-        print(f"{group}: {len(fell)} of {len(rows)} runs fell (a drop of {FALL_POINTS:g} points or more)")
-        for rid, d in fell:
-            print(f"  {rid}  {d:.1f} points")
+    for key, verb, what in (("train_accuracy", "fell", "training"), ("val_accuracy", "stalled", "validation")):
+        for group, rows in sorted(falls(profile=args.profile, key=key).items()):
+            hit = [(rid, d) for rid, d in rows if d >= FALL_POINTS]
+            print(f"{group}: {len(hit)} of {len(rows)} runs {verb} (a drop of {what} accuracy of {FALL_POINTS:g} points or more)")
+            for rid, d in hit:
+                print(f"  {rid}  {d:.1f} points")
 
 
 if __name__ == "__main__":

@@ -370,3 +370,5 @@ def test_largest_drop_is_the_worst_fall_of_training_accuracy_between_epochs() ->
     assert largest_drop([{"train_accuracy": a} for a in (0.30, 0.40, 0.45)]) == 0.0  # never fell
     assert largest_drop([{"train_accuracy": a} for a in (0.37, 0.54, 0.47, 0.36, 0.37)]) == pytest.approx(11.0)
     assert largest_drop([]) == 0.0
+    stalled = [{"train_accuracy": t, "val_accuracy": v} for t, v in ((0.28, 0.38), (0.33, 0.32), (0.34, 0.37))]
+    assert largest_drop(stalled) == 0.0 and largest_drop(stalled, "val_accuracy") == pytest.approx(6.0)

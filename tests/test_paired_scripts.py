@@ -144,24 +144,29 @@ def test_falls_counts_drops_by_kind_and_clipping_in_current_records_only(script,
     from fer_lib.engine.config import TRAINING_CODE_VERSION
     from fer_lib.paper import CONTROL_OPTIONS
 
-    def record(name: str, accs: tuple, options: dict, clip=None, code=TRAINING_CODE_VERSION, epochs=8) -> None:
+    def record(name: str, accs: tuple, options: dict, clip=None, code=TRAINING_CODE_VERSION, epochs=8, val=None) -> None:
         d = tmp_path / "runs" / f"ferplus-daf_mhsca-cpu-{name}"
         d.mkdir(parents=True)
         plan = {"epochs": epochs, **({"grad_clip": clip} if clip else {})}
         (d / "config.json").write_text(json.dumps({"code": code, "config": {"model_options": options}, "plan": plan}))
-        (d / "history.jsonl").write_text("".join(json.dumps({"train_accuracy": a}) + "\n" for a in accs))
+        val = val or accs
+        (d / "history.jsonl").write_text("".join(json.dumps({"train_accuracy": a, "val_accuracy": v}) + "\n"
+                                                 for a, v in zip(accs, val)))
         (d / "metrics.json").write_text("{}")
 
     record("fell", (0.37, 0.54, 0.47), {})                      # 7 points: a fall
     record("steady", (0.30, 0.40, 0.39), {})                    # 1 point: not one
-    record("clipped", (0.36, 0.49, 0.54), {}, clip=5.0)
+    record("clipped", (0.36, 0.49, 0.54), {}, clip=5.0, val=(0.38, 0.32, 0.37))  # never fell, but stalled 6 points
     record("control", (0.39, 0.54, 0.61), CONTROL_OPTIONS)
     record("old", (0.5, 0.1), {}, code=TRAINING_CODE_VERSION - 1)  # another training code: left out
     record("short", (0.5, 0.1), {}, epochs=2)                      # not the profile's epochs: left out
-    out = script("falls").falls(tmp_path)
+    falls = script("falls").falls
+    out = falls(tmp_path)
     assert sorted(out) == ["attention", "attention (clipped)", "control"]
     assert dict(out["attention"]) == pytest.approx({"ferplus-daf_mhsca-cpu-fell": 7.0, "ferplus-daf_mhsca-cpu-steady": 1.0})
-    assert [d for _, d in out["control"]] == [0.0] and len(out["attention (clipped)"]) == 1
+    assert [d for _, d in out["control"]] == [0.0] and [d for _, d in out["attention (clipped)"]] == [0.0]
+    stalls = falls(tmp_path, key="val_accuracy")
+    assert [d for _, d in stalls["attention (clipped)"]] == pytest.approx([6.0])
 
 
 def test_results_summary_names_the_clipping_from_the_plan_and_every_other_override(script, tmp_path) -> None:

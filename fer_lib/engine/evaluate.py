@@ -122,9 +122,10 @@ def select_epochs(history: list[dict[str, Any]]) -> dict[str, Any]:
 FALL_POINTS = 2.5
 
 
-def largest_drop(history: Sequence[dict[str, Any]]) -> float:
-    """The largest fall of training accuracy from one epoch to the next, in points (0.0 if it never fell)."""
-    acc = [100 * r["train_accuracy"] for r in history if "train_accuracy" in r]
+def largest_drop(history: Sequence[dict[str, Any]], key: str = "train_accuracy") -> float:
+    """The largest fall of ``key`` (training accuracy; ``val_accuracy`` for a stall) from one epoch to the next,
+    in points (0.0 if it never fell)."""
+    acc = [100 * r[key] for r in history if key in r]
     return max([0.0] + [a - b for a, b in zip(acc, acc[1:])])
 
 
