@@ -198,3 +198,27 @@ def test_bench_workers_times_each_process_of_a_layout(script) -> None:
     args = SimpleNamespace(image_size=32, batch_size=2, steps=1, fp32=True)
     rates = bench.images_per_second(2, 1, args)
     assert len(rates) == 2 and all(0 < r < 1e6 for r in rates)
+
+
+@pytest.mark.parametrize("mode", ["slices", "shifted"])
+def test_bench_small_map_candidates_compute_the_librarys_function(script, mode) -> None:
+    """The benchmark compares like with like: each candidate's output and gradients equal SmallMapConv2d's."""
+    import torch
+    from fer_lib.models.layers import SmallMapConv2d
+
+    bench = script("bench_small_map")
+    torch.manual_seed(0)
+    for kernel, stride, padding, dilation in ((3, 1, 1, 1), (3, 2, 1, 1), (1, 1, 0, 1), (3, 1, 2, 2)):
+        base = SmallMapConv2d(6, 5, kernel, stride, padding, dilation, bias=True)
+        other = bench.Candidate(6, 5, kernel, stride, padding, dilation, bias=True)
+        other.mode = mode
+        other.load_state_dict(base.state_dict())
+        x = torch.randn(2, 6, 7, 7)
+        xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+        ya, yb = base(xa), other(xb)
+        g = torch.randn_like(ya)
+        ya.backward(g)
+        yb.backward(g)
+        torch.testing.assert_close(yb, ya)
+        torch.testing.assert_close(xb.grad, xa.grad)
+        torch.testing.assert_close(other.weight.grad, base.weight.grad)

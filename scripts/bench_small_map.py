@@ -1,0 +1,124 @@
+#!/usr/bin/env python
+"""SmallMapConv2d's backward against two candidate replacements, paired on each layer shape of the cpu profile.
+
+    .venv/bin/python scripts/bench_small_map.py            # 1 thread, bf16 autocast, batch 128
+    .venv/bin/python scripts/bench_small_map.py --threads 2 --pairs 12
+
+The library's gather (``padded[:, index]``) has an index-add as its backward, 14 % of a bf16 step on the
+AVX-512 EPYC (docs/engine.md). The candidates compute the same function: ``slices`` builds the taps from
+kh x kw strided slices stacked (autograd sums kh x kw zero-padded copies), ``shifted`` keeps the gather
+and adds the taps' gradients back by kh x kw strided in-place adds. Each pair times the library and one
+candidate back to back (forward and backward); the ratio is the median over pairs after the first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fer_lib.models.layers import SmallMapConv2d  # noqa: E402
+
+# (in, out, input map, kernel, stride) of the convolutions that take the gather path at 72 px
+SHAPES = [(128, 128, 9, 3, 1), (128, 256, 9, 3, 2), (256, 256, 5, 3, 1), (256, 512, 5, 3, 2),
+          (512, 512, 3, 3, 1), (512, 512, 3, 1, 1)]
+
+
+def geometry(conv: SmallMapConv2d, x: torch.Tensor) -> tuple[int, ...]:
+    """(ho, wo, kh, kw, sh, sw, dh, dw) of ``conv`` on ``x``."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = conv.kernel_size, conv.stride, conv.padding, conv.dilation
+    ho = (x.shape[2] + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    wo = (x.shape[3] + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    return ho, wo, kh, kw, sh, sw, dh, dw
+
+
+def tap(padded: torch.Tensor, i: int, j: int, g: tuple[int, ...]) -> torch.Tensor:
+    """The strided slice of ``padded`` (B x Hp x Wp x C) that kernel tap (i, j) reads: B x ho x wo x C."""
+    ho, wo, _, _, sh, sw, dh, dw = g
+    return padded[:, i * dh: i * dh + sh * (ho - 1) + 1: sh, j * dw: j * dw + sw * (wo - 1) + 1: sw]
+
+
+class ShiftedTaps(torch.autograd.Function):
+    """The taps as a gather; the backward adds each tap's gradient back with one strided in-place add."""
+
+    @staticmethod
+    def forward(ctx, padded: torch.Tensor, g: tuple[int, ...]) -> torch.Tensor:
+        ctx.g, ctx.shape = g, padded.shape
+        return torch.stack([tap(padded, i, j, g) for i in range(g[2]) for j in range(g[3])], dim=3)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        g = ctx.g
+        out = grad.new_zeros(ctx.shape)
+        for k in range(g[2] * g[3]):
+            tap(out, k // g[3], k % g[3], g).add_(grad[:, :, :, k])
+        return out, None
+
+
+class Candidate(SmallMapConv2d):
+    """SmallMapConv2d with its taps built by ``mode``: "slices" or "shifted"."""
+
+    mode = "slices"
+
+    def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        b = x.shape[0]
+        g = geometry(self, x)
+        (ph, pw) = self.padding
+        padded = F.pad(x, (pw, pw, ph, ph)).permute(0, 2, 3, 1)  # B x Hp x Wp x C
+        if self.mode == "shifted":
+            taps = ShiftedTaps.apply(padded, g)
+        else:
+            taps = torch.stack([tap(padded, i, j, g) for i in range(g[2]) for j in range(g[3])], dim=3)
+        out = taps.reshape(b, g[0] * g[1], -1) @ weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1).t()
+        if bias is not None:
+            out = out + bias
+        return out.permute(0, 2, 1).reshape(b, -1, g[0], g[1])
+
+
+def seconds(conv: torch.nn.Module, x: torch.Tensor) -> float:
+    """One forward and backward of ``conv`` on ``x`` under bf16 autocast."""
+    x = x.clone().requires_grad_()
+    t0 = time.perf_counter()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = conv(x)
+    y.float().sum().backward()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--pairs", type=int, default=9)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    for cin, cout, size, k, stride in SHAPES:
+        base = SmallMapConv2d(cin, cout, k, stride, k // 2, bias=False)
+        x = torch.randn(args.batch_size, cin, size, size).to(memory_format=torch.channels_last)
+        cells = []
+        for mode in ("slices", "shifted"):
+            other = Candidate(cin, cout, k, stride, k // 2, bias=False)
+            other.mode = mode
+            other.load_state_dict(base.state_dict())
+            xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+            ya, yb = base(xa), other(xb)
+            ya.backward(torch.ones_like(ya))
+            yb.backward(torch.ones_like(yb))
+            assert torch.allclose(ya, yb, atol=1e-5) and torch.allclose(xa.grad, xb.grad, atol=1e-4), mode
+            pairs = [(seconds(base, x), seconds(other, x)) for _ in range(args.pairs + 1)][1:]
+            cells.append(f"{mode} {statistics.median(o / b for b, o in pairs):.2f}x")
+        base_ms = 1e3 * statistics.median(seconds(base, x) for _ in range(3))
+        print(f"{cin:>3} -> {cout:>3}, {size} x {size}, k{k} s{stride}: library {base_ms:6.1f} ms; "
+              f"candidate time / library: {', '.join(cells)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
