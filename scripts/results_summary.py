@@ -72,7 +72,7 @@ def main() -> None:
         "published values in the report (`./run_all.sh --profile cpu --datasets fer2013 ferplus`).",
         "Code = the training-code version the run's id hashes (`fer_lib.engine.config.TRAINING_CODE_VERSION`);",
         "the report reads only records of the current version. Version 3 computes the attention gates' sigmoids",
-        "in fp32 under bf16 autocast; bf16 runs of version 2 or below collapsed (docs/engine.md).",
+        "in fp32 under bf16 autocast; bf16 DAF-MHSCA runs of version 2 or below collapsed (docs/engine.md).",
         "Drop = the largest fall of training accuracy from one epoch to the next, in points; in bold where it is",
         f"{FALL_POINTS:g} points or more, what docs/engine.md counts as a fall. The recipe column gives the gradient clipping",
         f"(\"clip {clip:g}\": each step's gradient clipped at global norm {clip:g}, the cpu profile's since 2026-12-05) and every override.",
