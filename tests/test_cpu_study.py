@@ -158,6 +158,23 @@ def test_hours_skips_a_run_that_cannot_finish_for_the_next_that_can(script, monk
     assert run_worker(study, monkeypatch, [slow, fast], lambda cfg: 1e-3 if cfg is slow else 1e9) == [fast.id]
 
 
+@pytest.mark.parametrize("control_speed, timed", [(1e-3, False), (1e9, True)])
+def test_hours_skips_an_attention_run_slower_than_the_control_can_fit_without_timing_it(
+        script, monkeypatch, capsys, control_speed: float, timed: bool) -> None:
+    """A DAF-MHSCA run with no like record is bounded by the control's recorded speed: where even that cannot
+    finish in time, no step is timed; otherwise the run's own step decides."""
+    study = script("cpu_study")
+    sweep = RunConfig(dataset="synthetic", model="daf_mhsca", profile="smoke", seed=0, model_options={"num_heads": 1})
+    control = study.paper.CONTROL_OPTIONS
+    monkeypatch.setattr(study, "recorded_speed",
+                        lambda cfg, records: control_speed if cfg.model_options == control else None)
+    steps = []
+    started = run_worker(study, monkeypatch, [sweep], lambda cfg: steps.append(cfg.id) or 1e9)
+    assert steps == ([sweep.id] if timed else []) and started == steps
+    assert ("at least" in capsys.readouterr().out) is not timed
+    assert study.speed_bound(SMOKE, []) is None  # another model: no bound, its step is timed
+
+
 def test_paired_precision_follows_the_full_model_of_the_same_dataset_and_seed(script, monkeypatch) -> None:
     """Both sides of a paired difference train alike: an ablation, the control or a sweep takes the precision
     its dataset's and seed's full-model record trained in; without that record, the machine's default."""
