@@ -6,8 +6,8 @@
 
 The library's gather (``padded[:, index]``) has an index-add as its backward, 14 % of a bf16 step on the
 AVX-512 EPYC (docs/engine.md). The candidates compute the same function: ``slices`` builds the taps from
-kh x kw strided slices stacked (autograd sums kh x kw zero-padded copies), ``shifted`` keeps the gather
-and adds the taps' gradients back by kh x kw strided in-place adds. Each pair times the library and one
+kh x kw strided slices stacked (autograd sums kh x kw zero-padded copies), ``shifted`` copies the taps
+out as the gather does, with a backward of kh x kw strided in-place adds. Each pair times the library and one
 candidate back to back (forward and backward); the ratio is the median over pairs after the first.
 """
 
@@ -46,7 +46,8 @@ def tap(padded: torch.Tensor, i: int, j: int, g: tuple[int, ...]) -> torch.Tenso
 
 
 class ShiftedTaps(torch.autograd.Function):
-    """The taps as a gather; the backward adds each tap's gradient back with one strided in-place add."""
+    """The taps copied out of the padded map (what the gather computes); the backward adds each tap's gradient
+    back with one strided in-place add instead of an index-add."""
 
     @staticmethod
     def forward(ctx, padded: torch.Tensor, g: tuple[int, ...]) -> torch.Tensor:
