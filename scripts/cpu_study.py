@@ -311,14 +311,15 @@ def main() -> int:
         if deadline is not None:
             data = load_dataset(cfg.plan.dataset, **cfg.plan.data_options)
             n_train, here = cfg.plan.train_subset or len(data.indices("train")), trained_here(precision, torch.get_num_threads())
+            epochs = epochs_left(cfg)
             speed, source, about = recorded_speed(cfg, here), "as such runs trained here before", "about"
             if speed is None:
                 bound = speed_bound(cfg, here)
-                if bound is not None and time.time() + estimated_seconds(epochs_left(cfg), n_train, bound) > deadline:
+                if bound is not None and time.time() + estimated_seconds(epochs, n_train, bound) > deadline:
                     speed, source, about = bound, "the ResNet18 control's speed here, the most any DAF-MHSCA config reaches", "at least"
                 else:
                     speed, source = step_speed(cfg, data), "a timed step"
-            need = estimated_seconds(epochs_left(cfg), n_train, speed)
+            need = estimated_seconds(epochs, n_train, speed)
             estimate = f"needs {about} {need / 3600:.1f} h at {speed:.1f} img/s ({source})"
             if time.time() + need > deadline:
                 print(f"[study] {cfg.id}: {estimate}, more than the {max(0.0, deadline - time.time()) / 3600:.1f} h "
