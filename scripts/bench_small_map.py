@@ -33,16 +33,18 @@ SHAPES = [(128, 128, 9, 3, 1), (128, 256, 9, 3, 2), (256, 256, 5, 3, 1), (256, 5
 
 def geometry(conv: SmallMapConv2d, x: torch.Tensor) -> tuple[int, ...]:
     """(ho, wo, kh, kw, sh, sw, dh, dw) of ``conv`` on ``x``."""
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = conv.kernel_size, conv.stride, conv.padding, conv.dilation
-    ho = (x.shape[2] + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    wo = (x.shape[3] + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    return ho, wo, kh, kw, sh, sw, dh, dw
+    return (*conv.output_size(x.shape[2], x.shape[3]), *conv.kernel_size, *conv.stride, *conv.dilation)
 
 
 def tap(padded: torch.Tensor, i: int, j: int, g: tuple[int, ...]) -> torch.Tensor:
     """The strided slice of ``padded`` (B x Hp x Wp x C) that kernel tap (i, j) reads: B x ho x wo x C."""
     ho, wo, _, _, sh, sw, dh, dw = g
     return padded[:, i * dh: i * dh + sh * (ho - 1) + 1: sh, j * dw: j * dw + sw * (wo - 1) + 1: sw]
+
+
+def stacked_taps(padded: torch.Tensor, g: tuple[int, ...]) -> torch.Tensor:
+    """Every kernel tap's slice of ``padded``, stacked: B x ho x wo x (kh kw) x C, the gather's taps."""
+    return torch.stack([tap(padded, i, j, g) for i in range(g[2]) for j in range(g[3])], dim=3)
 
 
 class ShiftedTaps(torch.autograd.Function):
@@ -52,7 +54,7 @@ class ShiftedTaps(torch.autograd.Function):
     @staticmethod
     def forward(ctx, padded: torch.Tensor, g: tuple[int, ...]) -> torch.Tensor:
         ctx.g, ctx.shape = g, padded.shape
-        return torch.stack([tap(padded, i, j, g) for i in range(g[2]) for j in range(g[3])], dim=3)
+        return stacked_taps(padded, g)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -73,10 +75,7 @@ class Candidate(SmallMapConv2d):
         g = geometry(self, x)
         (ph, pw) = self.padding
         padded = F.pad(x, (pw, pw, ph, ph)).permute(0, 2, 3, 1)  # B x Hp x Wp x C
-        if self.mode == "shifted":
-            taps = ShiftedTaps.apply(padded, g)
-        else:
-            taps = torch.stack([tap(padded, i, j, g) for i in range(g[2]) for j in range(g[3])], dim=3)
+        taps = ShiftedTaps.apply(padded, g) if self.mode == "shifted" else stacked_taps(padded, g)
         out = taps.reshape(b, g[0] * g[1], -1) @ weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1).t()
         if bias is not None:
             out = out + bias

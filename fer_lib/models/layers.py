@@ -34,11 +34,15 @@ class SmallMapConv2d(nn.Conv2d):
     B x L x (kh kw C) matrix times the kernel as a (kh kw C) x O matrix. Its backward is an
     index-add, cheaper here than oneDNN's convolution backward or unfold's col2im."""
 
+    def output_size(self, h: int, w: int) -> tuple[int, int]:
+        """Height and width of the output map for an ``h`` x ``w`` input."""
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self.dilation
+        return (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+
     def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         b, _, h, w = x.shape
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self.dilation
-        ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-        wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        ho, wo = self.output_size(h, w)
         if x.device.type != "cpu" or ho * wo > SMALL_MAP:
             return super()._conv_forward(x, weight, bias)
         hp, wp = h + 2 * ph, w + 2 * pw
