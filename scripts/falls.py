@@ -24,11 +24,14 @@ from fer_lib.engine.records import read_history, runs_dir  # noqa: E402
 from fer_lib.paper import CONTROL_OPTIONS  # noqa: E402
 
 
-def falls(root: Path | None = None, profile: str = "cpu", key: str = "train_accuracy") -> dict[str, list[tuple[str, float]]]:
-    """Group -> [(run id, largest drop of ``key`` in points)] over finished DAF-MHSCA records of the current
-    training code that trained the profile's epochs; groups: "attention" / "control", each "(clipped)" where
-    grad_clip was set."""
-    out: dict[str, list[tuple[str, float]]] = {}
+KEYS = ("train_accuracy", "val_accuracy")  # a fall, a stall
+
+
+def falls(root: Path | None = None, profile: str = "cpu", keys: tuple[str, ...] = KEYS) -> dict[str, list[tuple[str, dict[str, float]]]]:
+    """Group -> [(run id, {key: largest drop of that key in points})] over finished DAF-MHSCA records of the
+    current training code that trained the profile's epochs, each read once; groups: "attention" /
+    "control", each "(clipped)" where grad_clip was set."""
+    out: dict[str, list[tuple[str, dict[str, float]]]] = {}
     for run_dir in sorted(runs_dir(root).glob(f"*-daf_mhsca-{profile}-*/")):
         if not (run_dir / "metrics.json").is_file():
             continue
@@ -37,8 +40,8 @@ def falls(root: Path | None = None, profile: str = "cpu", key: str = "train_accu
             continue
         group = "control" if record["config"]["model_options"] == CONTROL_OPTIONS else "attention"
         group += " (clipped)" if record["plan"].get("grad_clip") is not None else ""
-        drop = largest_drop(read_history(run_dir), key)
-        out.setdefault(group, []).append((run_dir.name, drop))
+        history = read_history(run_dir)
+        out.setdefault(group, []).append((run_dir.name, {key: largest_drop(history, key) for key in keys}))
     return out
 
 
@@ -46,9 +49,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="cpu")
     args = parser.parse_args()
-    for key, verb, what in (("train_accuracy", "fell", "training"), ("val_accuracy", "stalled", "validation")):
-        for group, rows in sorted(falls(profile=args.profile, key=key).items()):
-            hit = [(rid, d) for rid, d in rows if d >= FALL_POINTS]
+    groups = sorted(falls(profile=args.profile).items())
+    for key, verb, what in zip(KEYS, ("fell", "stalled"), ("training", "validation")):
+        for group, rows in groups:
+            hit = [(rid, drops[key]) for rid, drops in rows if drops[key] >= FALL_POINTS]
             print(f"{group}: {len(hit)} of {len(rows)} runs {verb} (a drop of {what} accuracy of {FALL_POINTS:g} points or more)")
             for rid, d in hit:
                 print(f"  {rid}  {d:.1f} points")
