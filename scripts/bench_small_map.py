@@ -3,12 +3,15 @@
 
     .venv/bin/python scripts/bench_small_map.py            # 1 thread, bf16 autocast, batch 128
     .venv/bin/python scripts/bench_small_map.py --threads 2 --pairs 12
+    .venv/bin/python scripts/bench_small_map.py --threads 2 --step   # whole training steps of the cpu profile's model
 
 The library's gather (``padded[:, index]``) has an index-add as its backward, 14 % of a bf16 step on the
 AVX-512 EPYC (docs/engine.md). The candidates compute the same function: ``slices`` builds the taps from
 kh x kw strided slices stacked (autograd sums kh x kw zero-padded copies), ``shifted`` copies the taps
 out as the gather does, with a backward of kh x kw strided in-place adds. Each pair times the library and one
 candidate back to back (forward and backward); the ratio is the median over pairs after the first.
+``--step`` pairs whole training steps instead (the cpu profile's DAF-MHSCA, criterion and AdamW), the library's
+layers against the same model with every SmallMapConv2d turned into the ``shifted`` candidate.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fer_lib.engine.bench import timed_step  # noqa: E402
+from fer_lib.losses import build_criterion  # noqa: E402
+from fer_lib.models import build_model  # noqa: E402
 from fer_lib.models.layers import SmallMapConv2d  # noqa: E402
 
 # (in, out, input map, kernel, stride) of the convolutions that take the gather path at 72 px
@@ -92,13 +98,40 @@ def seconds(conv: torch.nn.Module, x: torch.Tensor) -> float:
     return time.perf_counter() - t0
 
 
+def step_ratio(batch_size: int, pairs: int, image_size: int = 72) -> tuple[float, float]:
+    """(median library step in s, median shifted / library) over ``pairs`` paired training steps after a
+    warm-up pair: DAF-MHSCA (head_gate channel_sum) at ``image_size``, bf16 autocast, channels_last, AdamW."""
+    torch.manual_seed(0)
+    x = torch.randn(batch_size, 3, image_size, image_size).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 7, (batch_size,))
+    sides = []
+    for mode in ("library", "shifted"):
+        torch.manual_seed(0)
+        model = build_model("daf_mhsca", 7, image_size=image_size, head_gate="channel_sum").to(memory_format=torch.channels_last)
+        if mode == "shifted":
+            for m in model.modules():
+                if type(m) is SmallMapConv2d:
+                    m.__class__, m.mode = Candidate, "shifted"
+        criterion = build_criterion("daf_mhsca", torch.full((7,), 100), 7, 512)
+        optimizer = torch.optim.AdamW([*model.parameters(), *criterion.parameters()], lr=5e-4, weight_decay=0.05)
+        sides.append((model.train(), criterion, optimizer))
+    times = [[timed_step(*side, x, y, bf16=True) for side in sides] for _ in range(pairs + 1)][1:]
+    return statistics.median(t[0] for t in times), statistics.median(t[1] / t[0] for t in times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--pairs", type=int, default=9)
+    parser.add_argument("--step", action="store_true", help="pair whole training steps of the cpu profile's model")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.step:
+        base, ratio = step_ratio(args.batch_size, args.pairs)
+        print(f"training step, batch {args.batch_size}, {args.threads} thread(s), bf16: library {base:.2f} s "
+              f"({args.batch_size / base:.0f} img/s); shifted / library {ratio:.3f} (median of {args.pairs} pairs)")
+        return
     torch.manual_seed(0)
     for cin, cout, size, k, stride in SHAPES:
         base = SmallMapConv2d(cin, cout, k, stride, k // 2, bias=False)

@@ -223,3 +223,8 @@ def test_bench_small_map_candidates_compute_the_librarys_function(script, mode) 
         torch.testing.assert_close(yb, ya)
         torch.testing.assert_close(xb.grad, xa.grad)
         torch.testing.assert_close(other.weight.grad, base.weight.grad)
+
+
+def test_bench_small_map_pairs_whole_steps(script) -> None:
+    base, ratio = script("bench_small_map").step_ratio(batch_size=2, pairs=1, image_size=72)
+    assert base > 0 and 0 < ratio < 100
