@@ -17,6 +17,7 @@ import argparse
 import statistics
 import sys
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -30,9 +31,14 @@ from fer_lib.models import build_model  # noqa: E402
 MODELS = {"DAF-MHSCA": ("daf_mhsca", {}), "ResNet18": ("daf_mhsca", paper.CONTROL_OPTIONS)}
 
 
-def make_step(name: str, options: dict, size: int, batch: int, bf16: bool, device: torch.device):
+def make_step(name: str, options: dict, size: int, batch: int, bf16: bool, device: torch.device,
+              convert: Callable[[torch.nn.Module], None] | None = None) -> Callable[[], float]:
+    """A timed training step (seconds) of model ``name`` on random input, built from seed 0; ``convert``
+    changes the built model in place first (scripts/bench_small_map.py swaps its layers)."""
     torch.manual_seed(0)
     model = build_model(name, 7, image_size=size, **options).to(device)
+    if convert is not None:
+        convert(model)
     x = torch.randn(batch, 3, size, size, device=device)
     y = torch.randint(0, 7, (batch,), device=device)
     with torch.no_grad():

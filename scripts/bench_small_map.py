@@ -27,10 +27,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fer_lib.engine.bench import timed_step  # noqa: E402
-from fer_lib.losses import build_criterion  # noqa: E402
-from fer_lib.models import build_model  # noqa: E402
 from fer_lib.models.layers import SmallMapConv2d  # noqa: E402
+from scripts.bench_precision import make_step  # noqa: E402
 
 # (in, out, input map, kernel, stride) of the convolutions that take the gather path at 72 px
 SHAPES = [(128, 128, 9, 3, 1), (128, 256, 9, 3, 2), (256, 256, 5, 3, 1), (256, 512, 5, 3, 2),
@@ -98,24 +96,20 @@ def seconds(conv: torch.nn.Module, x: torch.Tensor) -> float:
     return time.perf_counter() - t0
 
 
+def to_shifted(model: torch.nn.Module) -> None:
+    """Turn every SmallMapConv2d of ``model`` into the ``shifted`` candidate, in place."""
+    for m in model.modules():
+        if type(m) is SmallMapConv2d:
+            m.__class__, m.mode = Candidate, "shifted"
+
+
 def step_ratio(batch_size: int, pairs: int, image_size: int = 72) -> tuple[float, float]:
     """(median library step in s, median shifted / library) over ``pairs`` paired training steps after a
-    warm-up pair: DAF-MHSCA (head_gate channel_sum) at ``image_size``, bf16 autocast, channels_last, AdamW."""
-    torch.manual_seed(0)
-    x = torch.randn(batch_size, 3, image_size, image_size).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 7, (batch_size,))
-    sides = []
-    for mode in ("library", "shifted"):
-        torch.manual_seed(0)
-        model = build_model("daf_mhsca", 7, image_size=image_size, head_gate="channel_sum").to(memory_format=torch.channels_last)
-        if mode == "shifted":
-            for m in model.modules():
-                if type(m) is SmallMapConv2d:
-                    m.__class__, m.mode = Candidate, "shifted"
-        criterion = build_criterion("daf_mhsca", torch.full((7,), 100), 7, 512)
-        optimizer = torch.optim.AdamW([*model.parameters(), *criterion.parameters()], lr=5e-4, weight_decay=0.05)
-        sides.append((model.train(), criterion, optimizer))
-    times = [[timed_step(*side, x, y, bf16=True) for side in sides] for _ in range(pairs + 1)][1:]
+    warm-up pair: DAF-MHSCA (head_gate channel_sum) at ``image_size``, bf16 autocast, channels_last, AdamW
+    (``bench_precision.make_step``)."""
+    sides = [make_step("daf_mhsca", {"head_gate": "channel_sum"}, image_size, batch_size, True, torch.device("cpu"), convert)
+             for convert in (None, to_shifted)]
+    times = [[step() for step in sides] for _ in range(pairs + 1)][1:]
     return statistics.median(t[0] for t in times), statistics.median(t[1] / t[0] for t in times)
 
 
