@@ -60,6 +60,9 @@ def test_smoke_report_end_to_end(smoke_report: tuple[Path, str, float], tmp_path
         assert "<img" in page, f"{stem}: no figure"
         for src in re.findall(r'<img[^>]*src="(figures/[^"]+)"', page):
             assert (out / src).exists(), f"{stem}: linked figure {src} missing"
+        for tag in re.findall(r"<img\b[^>]*>", page):  # nbconvert fills a missing alt with a placeholder
+            alt = re.search(r'\balt="([^"]*)"', tag)
+            assert alt and alt.group(1).strip() and "No description" not in alt.group(1), f"{stem}: an image without alt text"
         assert not EXTERNAL.search(page), f"{stem}: external resource {EXTERNAL.search(page).group(0)}"
         assert "SMOKE PROFILE" in page and "Traceback" not in page, stem
         assert path.stat().st_size < site.MAX_PAGE_BYTES, f"{stem}: {path.stat().st_size} bytes"
