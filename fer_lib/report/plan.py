@@ -286,6 +286,8 @@ READINGS: dict[str, dict[str, dict[str, Any]]] = {
     "head map channel-sum": {"model_options": {"head_gate": "channel_sum"}},
     # Eq. 9 as printed: a sigmoid gate per channel and position (the row of a scope whose runs read channel-sum).
     "head map elementwise (Eq. 9 as printed)": {"model_options": {"head_gate": "elementwise"}},
+    # Eq. 7's concat along channels, one x_Ca in both terms of Eq. 8 as printed; ours stacks the tokens (docs/model.md).
+    "DAF channel concat (Eq. 8 as printed)": {"model_options": {"daf_concat": "channels"}},
 }
 DEFAULT_READING = "the model of the other tables"
 
