@@ -9,7 +9,8 @@
 The queue is the cpu report's own plan (``fer_lib.report.plan.planned_configs``), ordered so that the first
 records answer the most: seed 0 of DAF-MHSCA and of its ResNet18 control on each dataset, their seeds 1-2
 on FER2013, their seed 1 on FERPlus, then Table 4 on FER2013 row by row (seeds 0-1 of a row before the
-next row: a verdict needs two paired seeds), then the rest. A worker takes the first run that is neither finished
+next row: a verdict needs two paired seeds), then FERPlus's seed 2, DAN and DDAMFN, a seed of each Table 5
+and Figure 8 row, the readings, and the rest. A worker takes the first run that is neither finished
 nor being trained by another worker (each run has a lock), so several workers share one queue; a
 killed worker's run resumes at its last epoch (on the machine that holds its ignored checkpoints; elsewhere it
 starts again, and says so). On 2 Xeon cores with AMX two 1-thread workers train about
@@ -88,10 +89,12 @@ def priority(cfg) -> tuple:
         tier = 5  # seed 2 on FERPlus
     elif cfg.model != "daf_mhsca" and cfg.seed == 0:
         tier = 6  # DAN and DDAMFN
+    elif cfg.seed == 0 and ("num_heads" in cfg.model_options or "theta" in cfg.loss_options):
+        tier = 7  # Table 5 and Figure 8: a row each
     elif cfg.seed == 0 and not ablation:
-        tier = 7  # Table 5, Figure 8, the readings
+        tier = 8  # the readings: passages read the other way
     else:
-        tier = 8  # Table 4 on FERPlus, other baseline seeds
+        tier = 9  # Table 4 on FERPlus, other baseline seeds
     return (tier, row, cfg.seed, ds, 0 if full else 1 if control else 2)
 
 

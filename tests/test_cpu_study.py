@@ -104,6 +104,10 @@ def test_queue_buys_verdicts_early(script) -> None:
     for options in ({"use_afc": False}, {"use_daf": False}, {"use_ca": False}, {"use_mhsca": False}):
         at = [i for i, k in enumerate(kinds) if k[:2] == ("fer2013", tuple(options)) and k[3] in (0, 1)]
         assert len(at) == 2 and at[1] == at[0] + 1, options
+    sweeps = [i for i, cfg in enumerate(runs) if "num_heads" in cfg.model_options or "theta" in cfg.loss_options]
+    readings = [i for i, cfg in enumerate(runs) if cfg.model == "daf_mhsca" and cfg.seed == 0
+                and study.role(cfg)[0] == "other" and i not in sweeps]
+    assert sweeps and readings and max(sweeps) < min(readings)  # Table 5 and Figure 8 before the extra readings
 
 
 def test_a_resumed_run_is_estimated_for_the_epochs_it_has_left(script, monkeypatch, tmp_path) -> None:
