@@ -5,6 +5,7 @@
     nohup .venv/bin/python scripts/cpu_study.py --threads 1 > study-1.log 2>&1 &   # a second one
     .venv/bin/python scripts/cpu_study.py --threads 2 --hours 2.5   # one worker (AVX2-only CPUs); only runs that finish within 2.5 h
     .venv/bin/python scripts/cpu_study.py --threads 2 --auto-precision fp32   # every run in fp32, whatever its pair
+    .venv/bin/python scripts/cpu_study.py --threads 2 --hours 2.5 --model ddamfn   # only DDAMFN's runs (the slowest)
 
 The queue is the cpu report's own plan (``fer_lib.report.plan.planned_configs``), ordered so that the first
 records answer the most: seed 0 of DAF-MHSCA and of its ResNet18 control on each dataset, their seeds 1-2
@@ -288,6 +289,9 @@ def main() -> int:
                         help="start a run only if its estimate (the speed its like runs trained at here, else a timed step) "
                              "ends within this many hours of the worker's start; a run that would not is skipped for the "
                              "next that fits")
+    parser.add_argument("--model", default=None,
+                        help="train only this model's runs (e.g. ddamfn: a slow run given a worker of its own); the rest of "
+                             "the queue still sets each run's pair precision")
     parser.add_argument("--auto-precision", choices=("paired", "fp32", "bf16"), default="paired",
                         help="what precision=auto trains in (sets $FER_AUTO_PRECISION per run): paired (default) the "
                              "precision of the full model's record of the run's dataset and seed, the run the ledger "
@@ -295,6 +299,8 @@ def main() -> int:
                              "fp32 or bf16 for every run (docs/engine.md)")
     args = parser.parse_args()
     runs = queue()
+    if args.model and args.model not in {cfg.model for cfg in runs}:
+        parser.error(f"--model {args.model}: the cpu study trains no such model (it trains {', '.join(sorted({c.model for c in runs}))})")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.list:
@@ -308,7 +314,7 @@ def main() -> int:
         return 0
     trained, deadline = 0, None if args.hours is None else time.time() + 3600 * args.hours
     for cfg in runs:
-        if load_record(runs_dir() / cfg.id) is not None or not claim(cfg):
+        if (args.model and cfg.model != args.model) or load_record(runs_dir() / cfg.id) is not None or not claim(cfg):
             continue
         precision = set_auto_precision(cfg, runs, args.auto_precision)
         if deadline is not None:

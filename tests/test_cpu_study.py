@@ -30,8 +30,8 @@ def test_estimate_counts_every_epoch_and_evaluation(script) -> None:
     assert study.estimated_seconds(8, 28_709, 10.0) == pytest.approx(8 * 2870.9 * (1 + study.EVAL_SHARE))
 
 
-def run_worker(study, monkeypatch, runs: list, speed_of) -> list[str]:
-    """Run ``main --hours 1`` over ``runs`` with nothing recorded, every run ``speed_of(cfg)`` img/s; the ids it started."""
+def run_worker(study, monkeypatch, runs: list, speed_of, *args: str) -> list[str]:
+    """Run ``main --hours 1 *args`` over ``runs`` with nothing recorded, every run ``speed_of(cfg)`` img/s; the ids it started."""
     started = []
     monkeypatch.setattr(study, "queue", lambda: runs)
     monkeypatch.setattr(study, "load_record", lambda path: None)
@@ -42,7 +42,7 @@ def run_worker(study, monkeypatch, runs: list, speed_of) -> list[str]:
     monkeypatch.setattr(study, "predict", lambda run: None)
     monkeypatch.setattr(study, "get_run", lambda cfg, progress: started.append(cfg.id) or SimpleNamespace(
         metrics={"best_val": {"test": {"accuracy": 0.5}}}, dir=Path("results/runs") / cfg.id))
-    monkeypatch.setattr(sys, "argv", ["cpu_study.py", "--hours", "1"])
+    monkeypatch.setattr(sys, "argv", ["cpu_study.py", "--hours", "1", *args])
     monkeypatch.delenv(study.AUTO_ENV, raising=False)  # the worker sets it per run; restored after the test
     assert study.main() == 0
     return started
@@ -53,6 +53,14 @@ def test_hours_does_not_start_a_run_that_cannot_finish(script, monkeypatch, caps
     study = script("cpu_study")
     assert run_worker(study, monkeypatch, [SMOKE], lambda cfg: speed) == ([SMOKE.id] if trains else [])
     assert ("skipped, the next that fits trains" in capsys.readouterr().out) is not trains
+
+
+def test_model_filter_trains_only_that_models_runs(script, monkeypatch) -> None:
+    study = script("cpu_study")
+    other = RunConfig(dataset="synthetic", model="dan", profile="smoke", seed=0)
+    assert run_worker(study, monkeypatch, [SMOKE, other], lambda cfg: 1e9, "--model", "dan") == [other.id]
+    with pytest.raises(SystemExit):  # a model the queue does not hold: a clear error, nothing trains
+        run_worker(study, monkeypatch, [SMOKE, other], lambda cfg: 1e9, "--model", "ddamfm")
 
 
 def test_recorded_speed_is_the_median_of_like_runs_trained_on_this_cpu(script, monkeypatch, tmp_path) -> None:
