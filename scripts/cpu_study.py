@@ -299,8 +299,9 @@ def main() -> int:
                              "fp32 or bf16 for every run (docs/engine.md)")
     args = parser.parse_args()
     runs = queue()
-    if args.model and args.model not in {cfg.model for cfg in runs}:
-        parser.error(f"--model {args.model}: the cpu study trains no such model (it trains {', '.join(sorted({c.model for c in runs}))})")
+    models = sorted({cfg.model for cfg in runs})
+    if args.model and args.model not in models:
+        parser.error(f"--model {args.model}: the cpu study trains no such model (it trains {', '.join(models)})")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.list:
