@@ -70,7 +70,7 @@ def _precision(record: Any) -> str:
 
 def precision_note(xs: Sequence[Any], ys: Sequence[Any]) -> str:
     """"; seeds 1, 2 pair fp32 with bf16" where paired runs trained in different precisions (``precision=auto``
-    resolves per machine; docs/engine.md has the paired fp32 vs bf16 check), "" otherwise."""
+    resolves per machine; docs/cpu_study.md has the paired fp32 vs bf16 check), "" otherwise."""
     by: dict[tuple[str, str], list[int]] = {}
     for x, y in zip(xs, ys):
         if _precision(x) != _precision(y):

@@ -6,7 +6,7 @@
     .venv/bin/python scripts/bench_small_map.py --threads 2 --step   # whole training steps of the cpu profile's model
 
 The library's gather (``padded[:, index]``) has an index-add as its backward, 14 % of a bf16 step on the
-AVX-512 EPYC (docs/engine.md). The candidates compute the same function: ``slices`` builds the taps from
+AVX-512 EPYC (docs/cpu_study.md). The candidates compute the same function: ``slices`` builds the taps from
 kh x kw strided slices stacked (autograd sums kh x kw zero-padded copies), ``shifted`` copies the taps
 out as the gather does, with a backward of kh x kw strided in-place adds. Each pair times the library and one
 candidate back to back (forward and backward); the ratio is the median over pairs after the first.

@@ -4,7 +4,7 @@
     .venv/bin/python scripts/bench_workers.py              # the study's DAF-MHSCA step, 72 px, batch 128, bf16
     .venv/bin/python scripts/bench_workers.py --fp32 --rounds 3
 
-Decides how to lay out ``scripts/cpu_study.py`` workers on a 2-core machine (docs/engine.md). Each process
+Decides how to lay out ``scripts/cpu_study.py`` workers on a 2-core machine (docs/cpu_study.md). Each process
 builds the study's step (forward, criterion, backward, AdamW on random input, as ``bench_precision.py``),
 warms up for two steps and times ``--steps``; the two 1-thread processes run side by side. Rounds alternate
 the layouts, so a change in the machine's load touches both. Run it with nothing else training.

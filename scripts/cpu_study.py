@@ -16,7 +16,7 @@ nor being trained by another worker (each run has a lock), so several workers sh
 killed worker's run resumes at its last epoch (on the machine that holds its ignored checkpoints; elsewhere it
 starts again, and says so). On 2 Xeon cores with AMX two 1-thread workers train about
 1.5x as many images per second as one 2-thread worker, on 2 AVX-512 EPYC cores about 1.2x; on 2 AVX2-only EPYC
-cores no more than it, so run one 2-thread worker there (docs/engine.md; ``scripts/bench_workers.py`` measures it). Records land in results/runs/<id>/,
+cores no more than it, so run one 2-thread worker there (docs/cpu_study.md; ``scripts/bench_workers.py`` measures it). Records land in results/runs/<id>/,
 with ``predictions.json`` (the test faces each run got right, for the report's paired intervals) written
 from the run's checkpoints when it finishes; ``--predictions`` writes it for finished runs that lack it.
 Precision (``--auto-precision paired``, the default): a run trains in the precision of the full model's record of
@@ -144,7 +144,7 @@ def claim(cfg) -> bool:
     return True
 
 
-EVAL_SHARE = 0.1  # evaluation of val + test after every epoch, as a share of its training time (docs/engine.md)
+EVAL_SHARE = 0.1  # evaluation of val + test after every epoch, as a share of its training time (docs/cpu_study.md)
 
 
 def step_speed(cfg, data, steps: int = 2) -> float:
@@ -296,7 +296,7 @@ def main() -> int:
                         help="what precision=auto trains in (sets $FER_AUTO_PRECISION per run): paired (default) the "
                              "precision of the full model's record of the run's dataset and seed, the run the ledger "
                              "pairs it with, else the machine's default (bf16 where the CPU has native bfloat16); "
-                             "fp32 or bf16 for every run (docs/engine.md)")
+                             "fp32 or bf16 for every run (docs/cpu_study.md)")
     args = parser.parse_args()
     runs = queue()
     models = sorted({cfg.model for cfg in runs})

@@ -5,7 +5,7 @@
 A fall is a drop of training accuracy of ``FALL_POINTS`` or more from one epoch to the next; a stall, a drop
 of validation accuracy that large (``fer_lib.engine.evaluate.largest_drop``). A run can stall without falling:
 clipping bounds each step, yet FER2013 seed 2 of the clipped full model lost 6 points of validation accuracy
-while its training accuracy crept up. docs/engine.md quotes this script's counts.
+while its training accuracy crept up. docs/cpu_study.md quotes this script's counts.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The paired fp32 vs bf16 check of docs/engine.md, from the records at hand: one config, the same seeds
+"""The paired fp32 vs bf16 check of docs/cpu_study.md, from the records at hand: one config, the same seeds
 trained in both precisions, scored on the same test faces.
 
     python scripts/precision_check.py                      # the cpu study's headline on FER2013, seeds 0-2

@@ -118,7 +118,7 @@ def select_epochs(history: list[dict[str, Any]]) -> dict[str, Any]:
     return metrics
 
 
-# A drop of training accuracy this large (points) between two epochs counts as a fall (docs/engine.md).
+# A drop of training accuracy this large (points) between two epochs counts as a fall (docs/cpu_study.md).
 FALL_POINTS = 2.5
 
 

@@ -9,7 +9,7 @@ import torch
 
 from fer_lib.engine.recipes import ConfigError
 
-AUTO_ENV = "FER_AUTO_PRECISION"  # fp32 or bf16: what ``auto`` resolves to on this machine (docs/engine.md)
+AUTO_ENV = "FER_AUTO_PRECISION"  # fp32 or bf16: what ``auto`` resolves to on this machine (docs/cpu_study.md)
 
 
 def cpu_supports_bf16() -> bool:

@@ -34,7 +34,7 @@ RECIPES: dict[str, str] = {
 # Recipes that set every dataset alike (Table 2's per-dataset lr and batch do not apply).
 UNIFORM_RECIPES: dict[str, dict[str, Any]] = {
     # lr 5e-4, not 1e-3: at 1e-3 DAF-MHSCA's training accuracy fell during the peak-lr epochs, and with
-    # clipping 1e-3 learned no faster and validated 1.9 points lower (docs/engine.md)
+    # clipping 1e-3 learned no faster and validated 1.9 points lower (docs/cpu_study.md)
     "scratch": {"optimizer": "adamw", "lr": 5e-4, "batch_size": 128, "weight_decay": 0.05, "schedule": "cosine", "warmup_epochs": 1},
     "dan": {"optimizer": "sgd", "lr": 0.1, "weight_decay": 1e-4, "momentum": 0.9, "schedule": "exponential"},
     "ddamfn": {"optimizer": "sgd", "lr": 0.01, "weight_decay": 1e-4, "momentum": 0.9, "schedule": "exponential"},
@@ -95,9 +95,9 @@ PROFILES: dict[str, Profile] = {
                 augment=NO_AUGMENTATION,
                 purpose="models trained on 2 CPU cores on faces whose answers are known, "
                 "its numbers say nothing about the paper"),
-        # Real FER2013 / FERPlus on 2 CPU cores (budget in docs/engine.md): 72 px is the smallest size
+        # Real FER2013 / FERPlus on 2 CPU cores (budget in docs/cpu_study.md): 72 px is the smallest size
         # whose x_F is 3 x 3 (64 px gives 2 x 2, where AFC's dilated convolutions are 1 x 1 ones).
-        # Gradients clipped at norm 5: unclipped, 5 of 18 attention runs fell during training (docs/engine.md).
+        # Gradients clipped at norm 5: unclipped, 5 of 18 attention runs fell during training (docs/cpu_study.md).
         Profile("cpu", image_size=72, epochs=8, recipe="scratch", grad_clip=5.0,
                 purpose="real data on 2 CPU cores, trained from scratch (no MS-Celeb-1M trunk)"),
         # The paper's setting, for a GPU.
@@ -200,6 +200,7 @@ def resolve_plan(
         notes.append(f"profile {profile}: lr {values['lr']:g} -> {prof.lr:g}")
         values["lr"] = prof.lr
     if prof.grad_clip is not None and recipe == prof.recipe:  # another recipe (Table 2, DAN's) stays as published
+        # The notes are part of the resolved plan, so of every run id: this text stays as the records have it.
         notes.append(f"profile {profile}: each step's gradient clipped at global norm {prof.grad_clip:g} (ours: without it "
                      "DAF-MHSCA's training fell at the peak lr on some seeds, docs/engine.md)")
         values["grad_clip"] = prof.grad_clip

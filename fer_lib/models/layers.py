@@ -3,7 +3,7 @@
 :class:`SmallMapConv2d` is ``nn.Conv2d`` computed as gather + matrix product when the output map is
 at most 9 x 9 (layer3 and x_F at the cpu profile's 72 px are 5 x 5 and 3 x 3): the same function and parameters, but on the CPU
 oneDNN's convolution backward at 3 x 3 with 512 channels runs 2-3x slower than the equivalent
-matrix product (measured in ``docs/engine.md``). Larger maps and other devices use ``F.conv2d``.
+matrix product (measured in ``docs/cpu_study.md``, "Precision"). Larger maps and other devices use ``F.conv2d``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def sigmoid32(x: torch.Tensor) -> torch.Tensor:
 
     In bfloat16 every value above about 0.998 rounds to 1.0, so a gate that opens that far gets a zero
     gradient (s (1 - s) = 0) and never closes again; under bf16 autocast DAF-MHSCA's gates saturated and
-    its training collapsed to chance (docs/engine.md). The gate's input may stay bf16; only the sigmoid
+    its training collapsed to chance (docs/cpu_study.md). The gate's input may stay bf16; only the sigmoid
     and what it multiplies are fp32.
     """
     return torch.sigmoid(x.float())

@@ -72,7 +72,7 @@ class Scope:
 
 CHANNEL_SUM_WHY = ("each head's map is read as one sigmoid map per head (head_gate=channel_sum, DAN's form): "
                    "read elementwise, as Eq. 9 prints it, DAF-MHSCA stalls near 30 % on FER2013 at the cpu budget "
-                   "(docs/engine.md)")
+                   "(docs/cpu_study.md)")
 DEMO_SMALL = {"epochs": 2, "train_subset": 350}  # the demo build's rows beyond Table 3: seconds each
 
 SCOPES: dict[str, Scope] = {
