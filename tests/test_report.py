@@ -110,6 +110,8 @@ def test_cpu_plan_reads_the_head_map_per_head_and_trains_the_printed_reading_as_
     assert set(plan.readings_of("paper")) == set(plan.READINGS) - {"head map elementwise (Eq. 9 as printed)"}
     daf = [c for c in cfgs if c.model_options.get("daf_concat") == "channels"]  # Eq. 8 as printed: one row, the cpu reading kept
     assert [(c.dataset, c.seed, c.model_options["head_gate"]) for c in daf] == [("ferplus", 0, "channel_sum")]
+    literal = [c for c in cfgs if c.model_options.get("daf_cross") == "literal"]  # Eq. 7 as printed: one row too
+    assert [(c.dataset, c.seed, c.model_options["head_gate"]) for c in literal] == [("ferplus", 0, "channel_sum")]
     assert all(not c.model_options.get("head_gate") for c in plan.planned_configs("smoke"))  # smoke ids unchanged
 
 

@@ -288,6 +288,8 @@ READINGS: dict[str, dict[str, dict[str, Any]]] = {
     "head map elementwise (Eq. 9 as printed)": {"model_options": {"head_gate": "elementwise"}},
     # Eq. 7's concat along channels, one x_Ca in both terms of Eq. 8 as printed; ours stacks the tokens (docs/model.md).
     "DAF channel concat (Eq. 8 as printed)": {"model_options": {"daf_concat": "channels"}},
+    # Eq. 7 as printed, softmax(Q_Hc K_Hc^T) V_Wc: one direction's queries and keys, the other's values (square maps).
+    "DAF literal cross (Eq. 7 as printed)": {"model_options": {"daf_cross": "literal"}},
 }
 DEFAULT_READING = "the model of the other tables"
 
