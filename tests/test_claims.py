@@ -96,3 +96,16 @@ def test_a_pair_trained_in_two_precisions_says_so(tmp_path) -> None:
     ours = row(claims.ledger(full, ["fer2013"], smoke=False, budget="b", figure_dataset=None), "w/o DAF").ours
     assert ours.endswith("; seed 0 pair bf16 with fp32")
     assert claims.precision_note(full["table4"][("w/o DAF", "fer2013")], full["table4"][("w/o DAF", "fer2013")]) == ""
+
+
+def test_best_of_a_sweep_names_the_comparison_that_decides(tmp_path) -> None:
+    rng = np.random.default_rng(1)
+    heads = {1: 0.40, 2: 0.75, 4: 0.70}
+    three = {"table5": {(h, "ferplus"): [fake_record(tmp_path, f"h{h}", s, acc, rng) for s in range(3)]
+                        for h, acc in heads.items()}}
+    found = row(claims.ledger(three, [], smoke=False, budget="b", figure_dataset=None), "N_h = 4 heads is best on FERPlus")
+    assert found.verdict == evidence.CONTRADICTED and found.why.startswith("vs N_h 2:")
+    one = {"table5": {key: records[:1] for key, records in three["table5"].items()}}
+    found = row(claims.ledger(one, [], smoke=False, budget="b", figure_dataset=None), "N_h = 4 heads is best on FERPlus")
+    # one seed: inconclusive, and the why quotes the comparison where 4 heads fare worst, not the first listed
+    assert found.verdict == evidence.INCONCLUSIVE and found.why.startswith("vs N_h 2:") and "seed" in found.why
