@@ -115,7 +115,8 @@ def compare(a: Sequence[Any] | None, b: Sequence[Any] | None, direction: int, sm
 
 
 def _best_of(options: Mapping[Any, Sequence[Any] | None], claimed: Any, smoke: bool, label: str) -> tuple[str, evidence.Verdict]:
-    """"``claimed`` is the best option": supported where it beats every other, contradicted where any beats it."""
+    """"``claimed`` is the best option": supported where it beats every other, contradicted where any beats it; the
+    why quotes the deciding pair where the claimed option fares worst."""
     verdicts, texts = {}, []
     for option, records in options.items():
         if option == claimed:
@@ -126,13 +127,11 @@ def _best_of(options: Mapping[Any, Sequence[Any] | None], claimed: Any, smoke: b
                                                     if v.diff else v.why))
     if not verdicts:
         return "no other option trained", evidence.verdict(None, +1, smoke=smoke, untestable="no other option in this build")
-    labels = {v.label for v in verdicts.values()}
     shown = f"{label} {claimed}: " + "; ".join(texts)
     for label_ in (evidence.SMOKE, evidence.CONTRADICTED, evidence.UNTESTABLE, evidence.PENDING, evidence.INCONCLUSIVE):
-        if label_ in labels:
-            # the comparison that decides: of those with this label, the one where the claimed option fares worst
-            option, v = min(((o, v) for o, v in verdicts.items() if v.label == label_),
-                            key=lambda item: item[1].diff.points if item[1].diff else math.inf)
+        deciding = [(o, v) for o, v in verdicts.items() if v.label == label_]
+        if deciding:  # of the pairs with this label, the one where the claimed option fares worst
+            option, v = min(deciding, key=lambda item: item[1].diff.points if item[1].diff else math.inf)
             return shown, evidence.Verdict(label_, f"vs {label} {option}: {v.why}")
     return shown, evidence.Verdict(evidence.SUPPORTED, f"{label} {claimed} beats every other value tried")
 
